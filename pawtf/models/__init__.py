@@ -1,0 +1,1 @@
+"""Models: the backbone registry and the popularity model."""
