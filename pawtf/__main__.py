@@ -1,0 +1,5 @@
+import sys
+
+from pawtf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data: the PetFinder table, images, demo data, splits and tf.data pipelines."""

@@ -1,0 +1,93 @@
+"""Augmented views for the oversampled copies, as a Keras layer that runs on the accelerator.
+
+An oversampled training copy is an integer *view* code beside its image: the code's bits say which of the
+study's transforms it gets. `ViewAugment` applies them per sample inside the training graph (so on the
+GPU when there is one) and is the identity at inference (``training=False``), so validation, prediction,
+explanation and serving never see augmented pixels.
+
+Example:
+
+>>> import numpy as np
+>>> from pawtf.data.augment import ViewAugment, view_code
+>>> images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+>>> views = np.array([0, view_code(["flip"])], dtype="int32")
+>>> out = ViewAugment()([images, views], training=True)
+>>> bool(np.allclose(out[1], images[1, :, ::-1]))
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import keras
+import tensorflow as tf
+
+#: The transforms a view can combine, and the bit each sets in a view code. 0 = the original image.
+VIEWS = {"flip": 1, "crop_blur": 2}
+
+
+def view_code(names: Iterable[str]) -> int:
+    """The integer code of a view combining the named transforms."""
+    code = 0
+    for name in names:
+        if name not in VIEWS:
+            raise ValueError(f"unknown view {name!r}; known: {', '.join(VIEWS)}")
+        code |= VIEWS[name]
+    return code
+
+
+def gaussian_kernel(sigma: float) -> list[float]:
+    """A normalised 1-D Gaussian kernel with radius ceil(3 sigma) (at least 1)."""
+    radius = max(1, math.ceil(3 * sigma))
+    weights = [math.exp(-(i * i) / (2 * sigma * sigma)) for i in range(-radius, radius + 1)]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+@keras.saving.register_keras_serializable(package="pawtf")
+class ViewAugment(keras.layers.Layer):
+    """Apply each sample's view: horizontal flip (bit 1); 90% centre crop resized back + Gaussian blur
+    (bit 2). Called on ``[images, views]``; returns images unchanged unless ``training`` is true."""
+
+    def __init__(self, crop_fraction: float = 0.9, blur_sigma: float = 0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.crop_fraction = crop_fraction
+        self.blur_sigma = blur_sigma
+
+    def call(self, inputs, training=None):
+        images, views = inputs
+        if not training:
+            return images
+        views = tf.reshape(tf.cast(views, tf.int32), [-1])
+
+        def where(bit, transformed, original):
+            mask = tf.reshape(tf.bitwise.bitwise_and(views, bit) > 0, [-1, 1, 1, 1])
+            return tf.where(mask, transformed, original)
+
+        images = where(VIEWS["flip"], tf.reverse(images, axis=[2]), images)
+        images = where(VIEWS["crop_blur"], self._crop_blur(images), images)
+        return images
+
+    def _crop_blur(self, images):
+        margin = (1.0 - self.crop_fraction) / 2.0
+        n = tf.shape(images)[0]
+        boxes = tf.tile([[margin, margin, 1.0 - margin, 1.0 - margin]], [n, 1])
+        size = tf.shape(images)[1:3]
+        cropped = tf.image.crop_and_resize(images, boxes, tf.range(n), size, method="bilinear")
+        k = tf.constant(gaussian_kernel(self.blur_sigma), dtype=images.dtype)
+        channels = images.shape[-1] or 3
+        kx = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, channels, 1])
+        ky = tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, channels, 1])
+        r = (len(gaussian_kernel(self.blur_sigma)) - 1) // 2
+        padded = tf.pad(cropped, [[0, 0], [r, r], [r, r], [0, 0]], mode="REFLECT")
+        blurred = tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID")
+        return tf.nn.depthwise_conv2d(blurred, ky, [1, 1, 1, 1], "VALID")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "crop_fraction": self.crop_fraction,
+                "blur_sigma": self.blur_sigma}

