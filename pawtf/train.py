@@ -69,7 +69,7 @@ def load_table(cfg: RunConfig, progress: bool = True) -> pd.DataFrame:
     table, problems = load_folder(cfg.data.data_dir, split="train", skip_bad=cfg.data.skip_bad,
                                   progress=progress)
     if problems:
-        print(format_report(problems))
+        print(format_report(problems, total=table.attrs.get("rows_read")))
     return table.reset_index(drop=True)
 
 
@@ -164,7 +164,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     ]
     start = time.perf_counter()
     fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, callbacks=callbacks,
-                  verbose=verbose)
+                  verbose=verbose, shuffle=False)  # the dataset shuffles itself
     seconds = time.perf_counter() - start
 
     best = keras.saving.load_model(out / "model.keras")

@@ -1,0 +1,196 @@
+"""Load a folder in the Kaggle PetFinder layout, checking the table and every image.
+
+The layout (the real competition data and our generated demo data alike)::
+
+    ROOT/train.csv        Id, 12 flags, Pawpularity
+    ROOT/train/<Id>.jpg   (.jpeg or .png accepted when the .jpg is absent)
+    ROOT/test.csv         optional: same columns without Pawpularity
+    ROOT/test/<Id>.jpg
+
+:func:`load_folder` validates the CSV with :func:`pawtf.data.schema.read_table`,
+finds each row's image, decodes every image (in threads) and reports all
+problems together, each naming the CSV line, the Id and the image path::
+
+    >>> df, problems = load_folder("data/petfinder", skip_bad=True)   # doctest: +SKIP
+    >>> df[["Id", "Pawpularity", "path"]].head(1)                    # doctest: +SKIP
+    >>> if problems: print(format_report(problems, total=len(df) + count_rows(problems)))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, check_image
+from pawtf.data.schema import ID_COLUMN, LINE_COLUMN, DataError, Problem, read_table
+
+logger = logging.getLogger(__name__)
+
+#: Image file extensions accepted for ``<Id>``, in order of preference.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: Column added by :func:`load_folder`: the absolute path of the row's image.
+PATH_COLUMN = "path"
+SPLITS = ("train", "test")
+
+
+def _default_workers() -> int:
+    # PIL releases the GIL while decoding, so a few threads per core help.
+    return max(2, min(16, 2 * (os.cpu_count() or 1)))
+
+
+def _index_images(image_dir: Path) -> dict[str, str]:
+    """Map stem -> file name for the image files in ``image_dir`` (one listing)."""
+    rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
+    found: dict[str, tuple[int, str]] = {}
+    with os.scandir(image_dir) as it:
+        for entry in it:
+            stem, ext = os.path.splitext(entry.name)
+            r = rank.get(ext.lower())
+            if r is None:
+                continue
+            if stem not in found or r < found[stem][0]:
+                found[stem] = (r, entry.name)
+    return {stem: fname for stem, (_, fname) in found.items()}
+
+
+def count_rows(problems: Iterable[Problem]) -> int:
+    """Number of distinct rows (CSV lines) named by ``problems``.
+
+    >>> count_rows([Problem("t.csv", 2, "a", "x"), Problem("t.csv", 2, "a", "y")])
+    1
+    """
+    return len({(p.file, p.line) for p in problems if p.line is not None})
+
+
+def format_report(problems: Iterable[Problem], total: int | None = None, limit: int = 50) -> str:
+    """Human-readable summary of rows dropped by ``skip_bad``, for the CLI.
+
+    ``total`` is the number of rows read (kept + dropped), when known.
+
+    >>> print(format_report([Problem("train.csv", 4, "abc", "Eyes is empty")], total=120))
+    dropped 1 of 120 rows:
+      train.csv line 4 (Id 'abc'): Eyes is empty
+    """
+    problems = list(problems)
+    if not problems:
+        return "no problems found" + (f" ({total} rows)" if total is not None else "")
+    n = count_rows(problems)
+    rows = f"{n} row{'s' if n != 1 else ''}"
+    head = f"dropped {n} of {total} rows:" if total is not None else f"dropped {rows}:"
+    lines = [head] + [f"  {p}" for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more problems")
+    return "\n".join(lines)
+
+
+def load_folder(
+    root: str | Path,
+    split: str = "train",
+    skip_bad: bool = False,
+    check_images: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Read ``root/<split>.csv`` and check ``root/<split>/<Id>.jpg`` for every row.
+
+    Returns ``(df, problems)``: ``df`` is :func:`read_table`'s frame plus a
+    ``path`` column (absolute path of each image, as str). Every image must
+    exist; with ``check_images`` each is also fully decoded (JPEGs at reduced
+    scale) using ``workers`` threads, with a tqdm bar if ``progress``.
+
+    Table and image problems are collected together. Unless ``skip_bad``, any
+    problem raises :class:`DataError` listing them all; with ``skip_bad`` the
+    bad rows are dropped and their problems returned. A missing ``root``, CSV
+    or image folder always raises. Image files no row refers to are only
+    counted: ``df.attrs["unreferenced_images"]``.
+
+    >>> df, _ = load_folder("data/demo", progress=False)   # doctest: +SKIP
+    >>> df.loc[0, "path"]                                  # doctest: +SKIP
+    '/abs/data/demo/train/0007de18844b0dbbb5e1f607da0606e0.jpg'
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    root = Path(root)
+    layout = f"expected {split}.csv and {split}/<Id>.jpg (the Kaggle PetFinder layout)"
+    if not root.exists():
+        raise DataError([Problem(str(root), None, None, f"data folder missing; {layout}")])
+    if not root.is_dir():
+        raise DataError([Problem(str(root), None, None, f"not a folder; {layout}")])
+    root = root.resolve()
+    csv_path = root / f"{split}.csv"
+    image_dir = root / split
+    if not csv_path.is_file():
+        raise DataError([Problem(str(csv_path), None, None, f"missing; {layout}")])
+    if not image_dir.is_dir():
+        raise DataError([Problem(str(image_dir), None, None, f"image folder missing; {layout}")])
+
+    df, problems = read_table(csv_path, require_target=split == "train", skip_bad=True)
+    csv_name = str(csv_path)
+    files = _index_images(image_dir)
+
+    ids = df[ID_COLUMN].tolist()
+    lines = df[LINE_COLUMN].tolist()
+    paths: list[str | None] = []
+    bad: set[int] = set()
+    image_problems: list[Problem] = []
+    for i, rid in enumerate(ids):
+        fname = files.get(rid)
+        if fname is None:
+            paths.append(None)
+            bad.add(i)
+            image_problems.append(
+                Problem(
+                    csv_name, lines[i], rid,
+                    f"image missing: {image_dir / (rid + '.jpg')} (also looked for .jpeg, .png)",
+                )
+            )
+        else:
+            paths.append(str(image_dir / fname))
+
+    if check_images:
+        todo = [i for i in range(len(ids)) if i not in bad]
+
+        def check(i: int) -> tuple[int, str | None]:
+            try:
+                check_image(paths[i], max_pixels=max_pixels)
+            except ImageError as e:
+                return i, f"image {e}"
+            return i, None
+
+        n_workers = workers or _default_workers()
+        with ThreadPoolExecutor(max_workers=n_workers) as pool, tqdm(
+            total=len(todo), desc=f"checking {split} images", unit="img",
+            disable=not progress, leave=False,
+        ) as bar:
+            for i, message in pool.map(check, todo, chunksize=1):
+                bar.update(1)
+                if message is not None:
+                    bad.add(i)
+                    image_problems.append(Problem(csv_name, lines[i], ids[i], message))
+
+    problems = sorted(problems + image_problems, key=lambda p: (p.line or 0))
+    if problems and not skip_bad:
+        raise DataError(problems)
+
+    df = df.assign(**{PATH_COLUMN: paths})
+    if bad:
+        df = df.drop(index=df.index[sorted(bad)]).reset_index(drop=True)
+    if len(df) == 0:
+        raise DataError(problems, header=f"{csv_name}: every row is bad; nothing left to use:")
+
+    referenced = set(ids) | {p.id for p in problems if p.id}
+    unreferenced = sum(1 for stem in files if stem not in referenced)
+    df.attrs.update(
+        csv=csv_name, image_dir=str(image_dir),
+        rows_read=len(df) + count_rows(problems), unreferenced_images=unreferenced,
+    )
+    if unreferenced:
+        logger.info("%d image file(s) in %s are not listed in %s", unreferenced, image_dir, csv_name)
+    return df, problems
