@@ -128,9 +128,11 @@ def _prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
 
 
 def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbose="auto",
-          table: pd.DataFrame | None = None) -> dict:
+          table: pd.DataFrame | None = None, callbacks: list | None = None) -> dict:
     """Train one fold and write the run folder `out_dir`; returns the metrics. Re-running a killed run
-    with the same settings resumes it from its last finished epoch."""
+    with the same settings resumes it from its last finished epoch. `table` skips re-validating an
+    already loaded table; `callbacks` run after pawtf's own (the run's backup is already saved when
+    they see an epoch end)."""
     out = Path(out_dir)
     _prepare_run_dir(out, cfg, overwrite)
     keras.utils.set_random_seed(cfg.train.seed)
@@ -152,7 +154,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     cache = cfg.data.cache
     train_ds = make_dataset(data.plan, size, batch, training=True, seed=cfg.train.seed, cache=cache)
     val_ds = make_dataset(data.val, size, batch, with_view=True, cache=cache)
-    callbacks = [
+    all_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         SaveBest(model, out / "model.keras"),
         keras.callbacks.ReduceLROnPlateau("val_rmse", factor=0.1, patience=cfg.train.plateau_patience,
@@ -161,9 +163,10 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
                                       restore_best_weights=True),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
+        *(callbacks or []),
     ]
     start = time.perf_counter()
-    fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, callbacks=callbacks,
+    fit_model.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, callbacks=all_callbacks,
                   verbose=verbose, shuffle=False)  # the dataset shuffles itself
     seconds = time.perf_counter() - start
 

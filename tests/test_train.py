@@ -1,0 +1,82 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pawtf.config import RunConfig
+from pawtf.runs import load_run
+from pawtf.train import RunExistsError, train
+
+
+def tiny_config(data_dir, **train_kw) -> RunConfig:
+    cfg = RunConfig()
+    cfg.data.data_dir = str(data_dir)
+    cfg.data.folds = 4
+    cfg.model.backbone, cfg.model.weights, cfg.model.image_size = "mobilenetv2", None, 32
+    cfg.model.embedding_units, cfg.model.head_units = 16, 16
+    cfg.train.batch_size = 16
+    for k, v in train_kw.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+def test_tiny_end_to_end(tiny_demo, tmp_path):
+    cfg = tiny_config(tiny_demo, epochs=2)
+    metrics = train(cfg, tmp_path / "run", verbose=0)
+    for key in ("val_rmse", "baseline_rmse", "n_train", "n_val", "epochs_run"):
+        assert key in metrics
+    assert metrics["n_train"] + metrics["n_val"] == 60
+    assert metrics["n_train_oversampled"] > metrics["n_train"]
+    assert metrics["epochs_run"] == 2
+    assert np.isfinite(metrics["val_rmse"]) and metrics["baseline_rmse"] > 5
+    run = load_run(tmp_path / "run")
+    assert run.config == cfg and run.image_size == 32 and run.uses_metadata
+    split = pd.read_csv(tmp_path / "run" / "split.csv")
+    assert (split.role == "val").sum() == metrics["n_val"]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == metrics
+    assert list((tmp_path / "run" / "logs").rglob("*tfevents*"))
+    assert not (tmp_path / "run" / "backup").exists()  # removed once training finished
+    with pytest.raises(RunExistsError, match="finished run"):
+        train(cfg, tmp_path / "run", verbose=0)
+
+
+def test_other_settings_are_not_mixed_into_an_unfinished_run(tiny_demo, tmp_path):
+    cfg = tiny_config(tiny_demo)
+    (tmp_path / "run").mkdir()
+    cfg.save(tmp_path / "run" / "config.json")
+    cfg.train.learning_rate = 0.5
+    with pytest.raises(RunExistsError, match="learning_rate"):
+        train(cfg, tmp_path / "run", verbose=0)
+
+
+KILL_SCRIPT = """
+import os, signal, sys, keras
+sys.path.insert(0, {tests!r})
+from test_train import tiny_config
+from pawtf.train import train
+
+class KillAfter(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+train(tiny_config({data!r}, epochs=4), {out!r}, verbose=0, callbacks=[KillAfter()])
+"""
+
+
+def test_killed_run_resumes_from_its_last_epoch(tiny_demo, tmp_path):
+    out = tmp_path / "run"
+    script = KILL_SCRIPT.format(tests=str(__import__("pathlib").Path(__file__).parent),
+                                data=str(tiny_demo), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert (out / "backup").exists() and not (out / "metrics.json").exists()
+    assert list(pd.read_csv(out / "history.csv").epoch) == [0, 1]
+
+    metrics = train(tiny_config(tiny_demo, epochs=4), out, verbose=0)
+    epochs = list(pd.read_csv(out / "history.csv").epoch)
+    assert epochs == [0, 1, 2, 3], "resumed at epoch 2, not from scratch"
+    assert metrics["epochs_run"] == 4
