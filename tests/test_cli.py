@@ -31,3 +31,14 @@ def test_demo_data_and_baseline(tmp_path, capsys):
     best = json.loads(last)
     assert {"rmse_mean", "rmse_std", "model"} <= set(best)
     assert best["rmse_mean"] < info["score_std"]  # the demo's flags carry signal
+
+
+def test_cv_trains_every_fold(tiny_demo, tmp_path, capsys):
+    out = tmp_path / "cv"
+    args = ["cv", "--data", str(tiny_demo), "--out", str(out), "--folds", "2", "--epochs", "1",
+            "--backbone", "mobilenetv2", "--weights", "none", "--image-size", "32"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(summary["folds"]) == 2 and summary["rmse_std"] >= 0
+    assert (out / "fold0" / "model.keras").exists() and (out / "fold1" / "model.keras").exists()
+    assert main(args) == 0  # finished folds are reused, not retrained
