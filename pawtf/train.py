@@ -151,9 +151,9 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
         jit_compile=cfg.train.jit_compile,
     )
     batch = cfg.train.batch_size
-    cache = cfg.data.cache
-    train_ds = make_dataset(data.plan, size, batch, training=True, seed=cfg.train.seed, cache=cache)
-    val_ds = make_dataset(data.val, size, batch, with_view=True, cache=cache)
+    opts = {"cache": cfg.data.cache, "with_metadata": cfg.model.use_metadata}
+    train_ds = make_dataset(data.plan, size, batch, training=True, seed=cfg.train.seed, **opts)
+    val_ds = make_dataset(data.val, size, batch, with_view=True, **opts)
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
         SaveBest(model, out / "model.keras"),
@@ -171,7 +171,8 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     seconds = time.perf_counter() - start
 
     best = keras.saving.load_model(out / "model.keras")
-    pred = best.predict(make_dataset(data.val, size, batch, with_target=False, cache=False), verbose=0)
+    pred = best.predict(make_dataset(data.val, size, batch, with_target=False, cache=False,
+                                     with_metadata=cfg.model.use_metadata), verbose=0)
     history = pd.read_csv(out / "history.csv")
     best_state = json.loads((out / "best.json").read_text())
     metrics = {

@@ -45,18 +45,19 @@ def metadata_array(table: pd.DataFrame) -> np.ndarray:
 
 def make_dataset(table: pd.DataFrame, image_size: int, batch_size: int = 32, *,
                  training: bool = False, with_view: bool | None = None, with_target: bool | None = None,
-                 seed: int = 0, cache: bool | str = True, images: np.ndarray | None = None
+                 with_metadata: bool = True, seed: int = 0, cache: bool | str = True, images: np.ndarray | None = None
                  ) -> tf.data.Dataset:
     """Batches for Keras.
 
     `training` shuffles (reshuffled each epoch). `with_view` adds the rows' view codes (column `view`,
-    0 when absent) for the training model; defaults to `training`. `with_target` defaults to whether the
+    0 when absent) for the training model; defaults to `training`. `with_metadata=False` is for image-only
+    models. `with_target` defaults to whether the
     table has scores. `cache` is True (memory), a file prefix (disk) or False. `images` optionally gives
     already-decoded uint8 images aligned with the rows (then no file is read).
     """
     with_view = training if with_view is None else with_view
     with_target = (TARGET_COLUMN in table) if with_target is None else with_target
-    inputs = {"metadata": metadata_array(table)}
+    inputs = {"metadata": metadata_array(table)} if with_metadata else {}
     if with_view:
         views = table[VIEW_COLUMN] if VIEW_COLUMN in table else np.zeros(len(table))
         inputs["view"] = np.asarray(views, dtype=np.int32)

@@ -47,3 +47,9 @@ def test_decoded_pixels_match_the_file(tmp_path):
     image = next(iter(make_dataset(table, 10, 1, with_target=False)))["image"].numpy()[0]
     assert image.shape == (10, 10, 3)
     assert image[5, 1, 0] > 200 and image[5, 8, 0] < 50  # red left half survives the resize
+
+
+def test_image_only_batches_carry_no_metadata(tiny_demo):
+    table, _ = load_folder(tiny_demo, progress=False)
+    x, _ = next(iter(make_dataset(table, 32, 4, training=True, with_metadata=False)))
+    assert set(x) == {"image", "view"}
