@@ -111,11 +111,8 @@ def cmd_baseline(args) -> None:
     print(json.dumps(results["best"]))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_demo_data(sub) -> None:
     from pawtf.data import demo
-
-    parser = argparse.ArgumentParser(prog="pawtf", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo-data", help="generate the synthetic demo dataset (Kaggle layout + masks)")
     p.add_argument("--out", required=True, help="folder to write")
@@ -125,20 +122,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     p.set_defaults(func=cmd_demo_data)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train one fold and write a run folder")
     _add_run_options(p)
     p.set_defaults(func=cmd_train)
 
+
+def _add_cv(sub) -> None:
     p = sub.add_parser("cv", help="train every fold; report mean and std RMSE")
     _add_run_options(p)
     p.set_defaults(func=cmd_cv)
 
+
+def _add_baseline(sub) -> None:
     p = sub.add_parser("baseline", help="metadata-only models, K-fold RMSE; last line is JSON")
     p.add_argument("--csv", required=True, help="a train.csv")
     p.add_argument("--folds", type=_positive_int, default=_DATA.folds, help="(default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-bad", action="store_true")
     p.set_defaults(func=cmd_baseline)
+
+
+# One entry per subcommand: a function adding its parser (which sets `func`). Add new commands here.
+SUBCOMMANDS = [_add_demo_data, _add_train, _add_cv, _add_baseline]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pawtf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
