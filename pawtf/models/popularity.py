@@ -26,6 +26,7 @@ from pawtf.data.schema import FLAGS
 from pawtf.models import backbones
 
 OUTPUT = "pawpularity"
+EMBEDDING = "image_pool"  # the pooled backbone features: what frozen-backbone trials cache
 
 
 def image_size(cfg: ModelConfig) -> int:
@@ -50,9 +51,25 @@ def build_model(cfg: ModelConfig, initial_score: float = 38.0) -> keras.Model:
     backbone = spec.build(x, cfg.weights)
     set_trainable(backbone, cfg.unfreeze)
     features = keras.layers.Identity(name=backbones.FEATURES_LAYER)(spec.features(backbone))
-    x = keras.layers.GlobalAveragePooling2D(name="image_pool")(features)
-    x = keras.layers.Dense(cfg.embedding_units, activation="relu", name="image_embedding")(x)
-    inputs = [image]
+    embedding = keras.layers.GlobalAveragePooling2D(name=EMBEDDING)(features)
+    inputs, output = _head(embedding, cfg, initial_score)
+    return keras.Model([image, *inputs], output, name=f"pawpularity_{cfg.backbone}")
+
+
+def build_head_model(cfg: ModelConfig, embedding_dim: int, initial_score: float = 38.0) -> keras.Model:
+    """The model minus its backbone: input ``embedding`` (the pooled backbone features, see
+    `embedding_model`) and ``metadata``. Its layers are named as in `build_model`, so a head trained on
+    cached embeddings moves into the full model with `transfer_weights`."""
+    embedding = keras.Input((embedding_dim,), name="embedding")
+    inputs, output = _head(embedding, cfg, initial_score)
+    return keras.Model([embedding, *inputs], output, name="pawpularity_head")
+
+
+def _head(embedding, cfg: ModelConfig, initial_score: float):
+    """Image embedding (+ metadata branch) -> fusion -> Dense/Dropout -> score. Returns (extra inputs,
+    output)."""
+    x = keras.layers.Dense(cfg.embedding_units, activation="relu", name="image_embedding")(embedding)
+    inputs = []
     if cfg.use_metadata:
         metadata = keras.Input((len(FLAGS),), name="metadata")
         inputs.append(metadata)
@@ -63,8 +80,24 @@ def build_model(cfg: ModelConfig, initial_score: float = 38.0) -> keras.Model:
     x = keras.layers.Dropout(cfg.dropout, name="fusion_dropout")(x)
     x = keras.layers.Dense(cfg.head_units, activation="relu", name="head_dense")(x)
     x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
-    output = _score_output(x, cfg.loss, initial_score)
-    return keras.Model(inputs, output, name=f"pawpularity_{cfg.backbone}")
+    return inputs, _score_output(x, cfg.loss, initial_score)
+
+
+def embedding_model(model: keras.Model) -> keras.Model:
+    """The image half of a popularity model: raw pixels -> pooled backbone features."""
+    return keras.Model(model.get_layer("image").output, model.get_layer(EMBEDDING).output,
+                       name="embedding")
+
+
+def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
+    """Copy the weights of every layer that `target` shares by name with `source`; returns the names."""
+    names = {l.name for l in target.layers}
+    copied = []
+    for layer in source.layers:
+        if layer.weights and layer.name in names:
+            target.get_layer(layer.name).set_weights(layer.get_weights())
+            copied.append(layer.name)
+    return copied
 
 
 def _score_output(x, loss: str, initial_score: float):

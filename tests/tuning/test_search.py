@@ -1,0 +1,170 @@
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras_tuner as kt
+import numpy as np
+import pandas as pd
+import pytest
+
+from pawtf.runs import load_run
+from tuning.search import build_parser, config_from_args, run_search
+from tuning.space import SearchConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tiny_args(data, out, *extra):
+    return ["--data", str(data), "--out", str(out), "--name", "t",
+            "--export-dir", str(Path(out).parent / "saved_models"), "--backbones", "mobilenetv2",
+            "--weights", "none", "--image-size", "32", "--max-epochs", "3", "--quiet", *extra]
+
+
+def tiny_search(data, out, *extra) -> SearchConfig:
+    return config_from_args(build_parser().parse_args(tiny_args(data, out, *extra)))
+
+
+def test_space_maps_onto_run_config():
+    search = SearchConfig(unfreeze=(0, 7), losses=("bce",), oversample=(False,))
+    hp = kt.HyperParameters()
+    cfg = search.run_config(hp)
+    assert {"unfreeze", "learning_rate", "dropout", "backbone", "oversample"} <= set(hp.values)
+    assert cfg.model.loss == "bce" and cfg.data.oversample == []
+    assert cfg.model.unfreeze in (0, 7) and 0.2 <= cfg.model.dropout <= 0.5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tuner", "grid"], "invalid choice"),
+    (["--backbones", "densenet161"], "DenseNet-161"),
+    (["--dropout", "0.6:0.2"], "dropout"),
+    (["--max-epochs", "0"], "max-epochs"),
+    (["--oversample", "maybe"], "on/off"),
+])
+def test_bad_values_fail_before_any_work(argv, message, tmp_path, capsys):
+    from tuning.search import main
+
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "s"), *argv])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_random_search_end_to_end_with_cached_and_pipeline_trials(tiny_demo, tmp_path):
+    out = tmp_path / "search"
+    best = run_search(tiny_search(tiny_demo, out, "--tuner", "random", "--max-trials", "4",
+                                  "--unfreeze", "0,5"), verbose=0)
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials.status == "COMPLETED").sum() == 4
+    for col in ("learning_rate", "dropout", "unfreeze", "val_rmse", "epochs", "seconds",
+                "overhead_seconds"):
+        assert col in trials and trials[col].notna().all()
+    assert set(trials.cached) == {0.0, 1.0}, "both the cached and the pipeline path ran"
+    assert (out / "search.png").stat().st_size > 1000
+    saved = json.loads((out / "best.json").read_text())
+    assert saved["val_rmse"] == pytest.approx(trials.val_rmse.min())
+    assert saved["val_rmse"] == best["val_rmse"] and "learning_rate" in saved["hyperparameters"]
+    run = load_run(out / "best")  # the best trial is an ordinary run folder
+    # re-measured through the real image pipeline on the full model, it agrees with the search
+    assert run.metrics["val_rmse"] == pytest.approx(run.metrics["val_rmse_search"], rel=0.02)
+    assert list((out / "tensorboard").rglob("*tfevents*"))
+    assert (tmp_path / "saved_models" / "t" / "1" / "saved_model.pb").exists()
+    assert best["exported"].endswith("1")
+
+
+def test_frozen_head_on_cached_embeddings_is_the_full_model(tiny_demo, tmp_path):
+    """Training on cached embeddings then moving the head into the full model changes nothing."""
+    from pawtf.data.pipeline import make_dataset
+    from pawtf.train import load_table
+    from tuning.hypermodel import PawHyperModel, SearchData
+
+    search = tiny_search(tiny_demo, tmp_path / "s", "--unfreeze", "0")
+    data = SearchData(search, load_table(search.base_run_config(), progress=False))
+    hypermodel = PawHyperModel(search, data)
+    hp = kt.HyperParameters()
+    head = hypermodel.build(hp)
+    hypermodel.fit(hp, head, epochs=2)
+    full = hypermodel.served_model(hp, head)
+    fold = data.fold(data.fold_ids[-1], search.run_config(hp))
+    cfg = search.run_config(hp)
+    from_cache = head.predict({"embedding": data.embeddings(cfg, fold.val),
+                               "metadata": fold.val[list(__import__("pawtf.data.schema", fromlist=["FLAGS"]).FLAGS)].to_numpy("float32")}, verbose=0)
+    from_images = full.predict(make_dataset(fold.val, 32, 8, with_target=False), verbose=0)
+    np.testing.assert_allclose(from_cache, from_images, rtol=1e-3, atol=1e-3)
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _events(out):
+    """(kind, trial_id, tuner_id) per line of events.log."""
+    path = out / "events.log"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [tuple(line.split()[1:4]) for line in lines if len(line.split()) >= 4]
+
+
+def test_killed_search_resumes_losing_only_the_running_trial(tiny_demo, tmp_path):
+    out = tmp_path / "search"
+    cmd = [sys.executable, "-m", "tuning.search",
+           *tiny_args(tiny_demo, out, "--tuner", "random", "--max-trials", "4", "--unfreeze", "5")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: sum(e[0] == "begin" for e in _events(out)) >= 2 or proc.poll() is not None,
+              300, "the second trial")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    before = _events(out)
+    begun = [t for kind, t, _ in before if kind == "begin"]
+    ended = [t for kind, t, _ in before if kind == "end"]
+    assert len(begun) == 2 and ended == begun[:1], f"killed mid-trial: {before}"
+
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    begins = [t for kind, t, _ in _events(out) if kind == "begin"]
+    assert begins.count(begun[0]) == 1, "a finished trial is not run again"
+    assert begins.count(begun[1]) == 2, "the killed trial is run again"
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials.status == "COMPLETED").sum() == 4
+    assert (out / "best" / "model.keras").exists()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_chief_and_two_workers(tiny_demo, tmp_path):
+    out = tmp_path / "search"
+    port = str(_free_port())
+    cmd = [sys.executable, "-m", "tuning.search",
+           *tiny_args(tiny_demo, out, "--tuner", "random", "--max-trials", "4", "--unfreeze", "0")]
+    procs = []
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+               "KERASTUNER_ORACLE_PORT": port}
+        procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True))
+        if tuner_id == "chief":
+            time.sleep(3)  # let the chief's oracle start listening
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err[-3000:]
+    finally:
+        for p in procs:
+            p.kill()
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials.status == "COMPLETED").sum() == 4
+    workers = {tuner for kind, _, tuner in _events(out) if kind == "end"}
+    assert workers == {"tuner0", "tuner1"}, workers
+    assert (out / "best.json").exists()

@@ -1,0 +1,257 @@
+"""`python -m tuning.search`: a resumable, distributable KerasTuner search over pawtf models.
+
+With no arguments it generates (or reuses) the demo data in ``data/demo``, runs a short Hyperband
+search, and leaves in ``runs/search/demo/``:
+
+- ``trials.csv``: one row per trial: every hyperparameter, val_rmse, epochs, seconds, overhead
+- ``best.json``: the best hyperparameters and score, next to the mean predictor's RMSE
+- ``search.png``: val RMSE per trial and against the main hyperparameters
+- ``best/``: the best trial as a pawtf run folder (model.keras, config.json, metrics.json), exported
+  for TF Serving to ``saved_models/<name>/<version>/`` when pawtf.export is available
+- ``tensorboard/``: TensorBoard logs per trial; ``events.log``: trial begin/end lines
+
+Running again with the same ``--name`` resumes: finished trials are kept, a trial killed mid-way is
+run again. Distributed: start one chief and any number of workers with KerasTuner's environment
+variables (see README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tuning.space import SearchConfig  # noqa: E402
+
+_D = SearchConfig()
+
+
+class BudgetSpent(Exception):
+    """The time budget is over: no new trial starts."""
+
+
+def _tuner_class(base):
+    """`base` (a KerasTuner tuner class) with a time budget and a progress log."""
+
+    class PawTuner(base):
+        def __init__(self, *args, budget_seconds: float, on_trial_done=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._budget = budget_seconds
+            self._start = time.monotonic()
+            self._on_trial_done = on_trial_done
+
+        def pre_create_trial(self):
+            if time.monotonic() - self._start > self._budget:
+                raise BudgetSpent()
+
+        def on_trial_begin(self, trial):
+            super().on_trial_begin(trial)
+            _log(self.project_dir, f"begin {trial.trial_id} {self.tuner_id}")
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            _log(self.project_dir, f"end {trial.trial_id} {self.tuner_id}")
+            if self._on_trial_done:
+                self._on_trial_done(self)
+
+    PawTuner.__name__ = f"Paw{base.__name__}"
+    return PawTuner
+
+
+def _log(project_dir, line: str) -> None:
+    with open(Path(project_dir).parent / "events.log", "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+
+
+def make_tuner(search: SearchConfig, hypermodel, on_trial_done=None):
+    import keras_tuner as kt
+
+    from tuning.hypermodel import OBJECTIVE
+
+    common = dict(objective=OBJECTIVE, directory=str(search.out), project_name="tuner",
+                  overwrite=False, seed=search.seed, budget_seconds=60 * search.budget_minutes,
+                  on_trial_done=on_trial_done, max_retries_per_trial=1)
+    if search.tuner == "hyperband":
+        return _tuner_class(kt.Hyperband)(hypermodel, max_epochs=search.max_epochs,
+                                          factor=search.hyperband_factor, hyperband_iterations=1,
+                                          **common)
+    cls = kt.BayesianOptimization if search.tuner == "bayesian" else kt.RandomSearch
+    return _tuner_class(cls)(hypermodel, max_trials=search.max_trials, **common)
+
+
+def is_worker() -> bool:
+    """A distributed worker (KERASTUNER_TUNER_ID tuner0, tuner1, ...): it only runs trials."""
+    return os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
+
+
+def run_search(search: SearchConfig, verbose: int = 1) -> dict | None:
+    """Run (or resume) the search; on the chief / a single process, write the summary files and the
+    best model, and return best.json's contents."""
+    search.validate()
+    import keras
+
+    from pawtf.data.demo import is_demo_dir, make_demo
+    from pawtf.train import load_table
+    from tuning.hypermodel import PawHyperModel, SearchData
+    from tuning.report import write_summary
+
+    out = search.out
+    out.mkdir(parents=True, exist_ok=True)
+    _save_search_config(search)
+    if search.data_dir == _D.data_dir and not is_demo_dir(search.data_dir):
+        if not is_worker():
+            print(f"generating the demo data set in {search.data_dir} ...")
+            make_demo(search.data_dir, progress=verbose > 0)
+        else:
+            _wait_for(Path(search.data_dir) / "train.csv")
+    table = load_table(search.base_run_config(), progress=verbose > 0)
+    data = SearchData(search, table)
+    hypermodel = PawHyperModel(search, data, verbose=max(0, verbose - 1))
+    start = time.monotonic()
+
+    def progress(tuner):
+        if not is_worker():
+            write_summary(tuner, hypermodel, search, time.monotonic() - start, export=False)
+
+    tuner = make_tuner(search, hypermodel, on_trial_done=progress)
+    try:
+        tuner.search(callbacks=[keras.callbacks.TensorBoard(str(out / "tensorboard"))],
+                     verbose=verbose)
+    except BudgetSpent:
+        tuner.on_search_end()
+        print(f"time budget of {search.budget_minutes} min spent: no new trials")
+    if is_worker():
+        return None
+    if not tuner.oracle.get_best_trials(1):
+        raise RuntimeError("no trial finished: raise --budget-minutes or check the errors above")
+    return write_summary(tuner, hypermodel, search, time.monotonic() - start, export=True)
+
+
+def _save_search_config(search: SearchConfig) -> None:
+    """The first run of a name fixes its settings: resuming with another space would mix trials."""
+    path = search.out / "search.json"
+    free = ("budget_minutes", "export_dir")  # may change between sessions of one search
+    current = dataclasses.asdict(search)
+    if path.exists():
+        old = {k: (tuple(v) if isinstance(v, list) else v)
+               for k, v in json.loads(path.read_text()).items() if k not in free}
+        now = {k: (tuple(v) if isinstance(v, list) else v) for k, v in current.items()
+               if k not in free}
+        diff = sorted(k for k in now if old.get(k) != now[k])
+        if diff:
+            raise SystemExit(f"search {search.name!r} in {search.out} was started with other "
+                             f"settings ({', '.join(diff)}); use a new --name to change them")
+    else:
+        path.write_text(json.dumps(current, indent=2) + "\n")
+
+
+def _wait_for(path: Path, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"waited {timeout:.0f} s for {path}")
+        time.sleep(1)
+
+
+def _ints(text):
+    return tuple(int(v) for v in text.split(","))
+
+
+def _strs(text):
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _range(text):
+    low, _, high = text.partition(":")
+    return (float(low), float(high or low))
+
+
+def _bools(text):
+    table = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False}
+    try:
+        return tuple(table[v.strip().lower()] for v in text.split(","))
+    except KeyError as err:
+        raise argparse.ArgumentTypeError(f"expected on/off values, got {text!r}") from err
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tuning.search", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = p.add_argument
+    a("--data", default=_D.data_dir, help="Kaggle-layout folder; the default is generated if absent "
+      "(default: %(default)s)")
+    a("--name", default=_D.name, help="search name; the same name resumes (default: %(default)s)")
+    a("--out", default=None, help="output folder (default: runs/search/NAME)")
+    a("--export-dir", default=_D.export_dir, help="the best model is exported for TF Serving to "
+      "EXPORT_DIR/NAME/<version> (default: %(default)s)")
+    a("--tuner", choices=SearchConfig.TUNERS, default=_D.tuner, help="(default: %(default)s)")
+    a("--max-trials", type=int, default=_D.max_trials,
+      help="trials for bayesian/random (default: %(default)s)")
+    a("--max-epochs", type=int, default=_D.max_epochs,
+      help="epochs of the longest trial (default: %(default)s)")
+    a("--budget-minutes", type=float, default=_D.budget_minutes,
+      help="no new trial starts after this (default: %(default)s)")
+    a("--folds", type=int, default=_D.folds, help="1: one held-out fold; K: objective = mean val "
+      "RMSE over K folds (default: %(default)s)")
+    a("--seed", type=int, default=_D.seed, help="(default: %(default)s)")
+    a("--weights", default=_D.weights, type=lambda t: None if t.lower() == "none" else t,
+      help="backbone weights for every trial: imagenet, none or a file (default: %(default)s)")
+    a("--image-size", type=int, default=_D.image_size, help="(default: each backbone's own)")
+    a("--backbones", type=_strs, default=_D.backbones, help="comma-separated backbone choices "
+      "(default: %(default)s)")
+    a("--unfreeze", type=_ints, default=_D.unfreeze, help="choices of trainable top backbone layers; "
+      "0 = frozen, trained on cached embeddings (default: %(default)s)")
+    a("--embedding-units", type=_ints, default=_D.embedding_units, help="(default: %(default)s)")
+    a("--metadata-units", type=_strs, default=_D.metadata_units,
+      help="metadata-branch width choices, e.g. 16-32,32-64 (default: %(default)s)")
+    a("--head-units", type=_ints, default=_D.head_units, help="(default: %(default)s)")
+    a("--dropout", type=_range, default=_D.dropout, help="MIN:MAX (default: %(default)s)")
+    a("--lr", type=_range, default=_D.learning_rate, help="MIN:MAX, log scale (default: %(default)s)")
+    a("--weight-decay", type=_range, default=_D.weight_decay, help="MIN:MAX, log scale "
+      "(default: %(default)s)")
+    a("--losses", type=_strs, default=_D.losses, help="(default: %(default)s)")
+    a("--oversample", type=_bools, default=_D.oversample, help="on,off choices (default: on,off)")
+    a("--quiet", action="store_true", help="no per-epoch output")
+    return p
+
+
+def config_from_args(args) -> SearchConfig:
+    return SearchConfig(
+        name=args.name, data_dir=args.data, out_dir=args.out, export_dir=args.export_dir,
+        tuner=args.tuner,
+        max_trials=args.max_trials, max_epochs=args.max_epochs, budget_minutes=args.budget_minutes,
+        folds=args.folds, seed=args.seed, weights=args.weights, image_size=args.image_size,
+        backbones=args.backbones, unfreeze=args.unfreeze,
+        embedding_units=args.embedding_units, metadata_units=args.metadata_units,
+        head_units=args.head_units, dropout=args.dropout, learning_rate=args.lr,
+        weight_decay=args.weight_decay, losses=args.losses, oversample=args.oversample)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    search = config_from_args(args)
+    try:
+        search.validate()
+    except ValueError as err:
+        parser.error(str(err))
+    from pawtf.data.schema import DataError
+
+    try:
+        best = run_search(search, verbose=0 if args.quiet else 1)
+    except DataError as err:
+        print(f"tuning.search: error: {err}", file=sys.stderr)
+        return 2
+    if best is not None:
+        print(json.dumps(best, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The search's settings and its hyperparameter space: one dataclass, the one source of defaults for
+`python -m tuning.search`, notebooks and tests.
+
+Every choice maps onto a field of `pawtf.config.RunConfig`; whatever the space does not search keeps
+RunConfig's default, so a trial is an ordinary pawtf training run with some settings changed.
+
+Example:
+
+>>> import keras_tuner as kt
+>>> from tuning.space import SearchConfig
+>>> cfg = SearchConfig(unfreeze=(0,))
+>>> hp = kt.HyperParameters()
+>>> run = cfg.run_config(hp)
+>>> run.model.unfreeze, run.model.backbone
+(0, 'efficientnet_lite0')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras_tuner as kt
+
+from pawtf.config import RunConfig
+
+
+def parse_units(text: str) -> tuple[int, ...]:
+    """``"16-32"`` -> (16, 32): metadata-branch widths as a KerasTuner-friendly string."""
+    return tuple(int(u) for u in text.split("-") if u)
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """What to search, how long, and where to write it."""
+
+    name: str = "demo"
+    data_dir: str = "data/demo"
+    out_dir: str | None = None  # default: runs/search/<name>
+    export_dir: str = "saved_models"  # the best model is exported to <export_dir>/<name>/<version>
+    tuner: str = "hyperband"  # hyperband | bayesian | random
+    max_trials: int = 10  # bayesian / random
+    max_epochs: int = 12
+    hyperband_factor: int = 3
+    budget_minutes: float = 12.0  # no new trial starts after this
+    folds: int = 1  # 1: one held-out fold (RunConfig's split); K > 1: objective = mean over K folds
+    seed: int = 0
+    weights: str | None = "imagenet"  # fixed for all trials: imagenet, None or a weights file
+    image_size: int | None = None  # fixed for all trials; None: each backbone's default
+    # The space. Defaults follow the study; each is overridable from the command line.
+    backbones: tuple[str, ...] = ("efficientnet_lite0",)
+    unfreeze: tuple[int, ...] = (0, 20)  # trainable top layers; the study liked ~100 (GPU territory)
+    embedding_units: tuple[int, ...] = (128, 256, 512)
+    metadata_units: tuple[str, ...] = ("16-32", "32-64")
+    head_units: tuple[int, ...] = (64, 128, 256)
+    dropout: tuple[float, float] = (0.2, 0.5)
+    learning_rate: tuple[float, float] = (1e-4, 3e-3)
+    weight_decay: tuple[float, float] = (1e-5, 1e-3)
+    losses: tuple[str, ...] = ("mse", "bce")
+    oversample: tuple[bool, ...] = (True, False)
+
+    TUNERS = ("hyperband", "bayesian", "random")
+
+    @property
+    def out(self) -> Path:
+        return Path(self.out_dir or Path("runs") / "search" / self.name)
+
+    def validate(self) -> None:
+        """Clear errors before any work starts."""
+        from pawtf.models import backbones as registry
+
+        if self.tuner not in self.TUNERS:
+            raise ValueError(f"--tuner must be one of {', '.join(self.TUNERS)}, got {self.tuner!r}")
+        for name in self.backbones:
+            registry.get(name)
+        for field, low in (("max_trials", 1), ("max_epochs", 1), ("folds", 1)):
+            if getattr(self, field) < low:
+                raise ValueError(f"--{field.replace('_', '-')} must be >= {low}")
+        if self.budget_minutes <= 0:
+            raise ValueError("--budget-minutes must be > 0")
+        if self.tuner == "hyperband" and self.max_epochs < self.hyperband_factor:
+            raise ValueError(f"hyperband needs --max-epochs >= {self.hyperband_factor}")
+        for field in ("dropout", "learning_rate", "weight_decay"):
+            low, high = getattr(self, field)
+            if not 0 < low <= high:
+                raise ValueError(f"--{field.replace('_', '-')} needs 0 < min <= max, got {low}:{high}")
+        if not 0 < self.dropout[1] < 1:
+            raise ValueError("--dropout must lie in (0, 1)")
+        for loss in self.losses:
+            if loss not in ("mse", "bce"):
+                raise ValueError(f"unknown loss {loss!r}")
+        for text in self.metadata_units:
+            if not parse_units(text):
+                raise ValueError(f"bad --metadata-units entry {text!r}; use e.g. 16-32")
+        if not Path(self.data_dir).is_dir() and self.data_dir != SearchConfig.data_dir:
+            raise ValueError(f"--data {self.data_dir} is not a folder")
+
+    def base_run_config(self) -> RunConfig:
+        """RunConfig's defaults with this search's data, seed and folds."""
+        cfg = RunConfig()
+        cfg.data.data_dir = self.data_dir
+        cfg.train.seed = self.seed
+        cfg.model.weights, cfg.model.image_size = self.weights, self.image_size
+        if self.folds > 1:
+            cfg.data.folds = self.folds
+        return cfg
+
+    def fold_ids(self) -> list[int]:
+        """The validation folds a trial trains on."""
+        return list(range(self.folds)) if self.folds > 1 else [self.base_run_config().data.fold]
+
+    def run_config(self, hp: kt.HyperParameters) -> RunConfig:
+        """Declare the space on `hp` and return the RunConfig of this trial."""
+        cfg = self.base_run_config()
+        m = cfg.model
+        m.backbone = _choice(hp, "backbone", self.backbones)
+        m.unfreeze = _choice(hp, "unfreeze", self.unfreeze)
+        m.embedding_units = _choice(hp, "embedding_units", self.embedding_units)
+        m.metadata_units = parse_units(_choice(hp, "metadata_units", self.metadata_units))
+        m.head_units = _choice(hp, "head_units", self.head_units)
+        m.dropout = _range(hp, "dropout", self.dropout, log=False, step=0.05)
+        m.loss = _choice(hp, "loss", self.losses)
+        cfg.train.learning_rate = _range(hp, "learning_rate", self.learning_rate, log=True)
+        cfg.train.weight_decay = _range(hp, "weight_decay", self.weight_decay, log=True)
+        if not _choice(hp, "oversample", self.oversample):
+            cfg.data.oversample = []
+        return cfg
+
+
+def _choice(hp, name, values):
+    values = list(values)
+    return hp.Fixed(name, values[0]) if len(values) == 1 else hp.Choice(name, values)
+
+
+def _range(hp, name, bounds, log, step=None):
+    low, high = bounds
+    if low == high:
+        return hp.Fixed(name, low)
+    if log:
+        return hp.Float(name, low, high, sampling="log")
+    return hp.Float(name, low, high, step=step)
