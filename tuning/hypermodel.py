@@ -79,21 +79,27 @@ class SearchData:
         return self._pipelines[key]
 
 
-def is_cached(cfg: RunConfig) -> bool:
-    """Frozen-backbone trials run on cached embeddings."""
-    return cfg.model.unfreeze == 0
-
-
 class PawHyperModel(kt.HyperModel):
     def __init__(self, search: SearchConfig, data: SearchData, verbose=0):
         super().__init__(name="pawpularity")
         self.search, self.data, self.verbose = search, data, verbose
+        self._build_seconds = 0.0
+
+    def is_cached(self, cfg: RunConfig) -> bool:
+        """Frozen-backbone trials run on cached embeddings (unless the search turned that off)."""
+        return self.search.cache_embeddings and cfg.model.unfreeze == 0
 
     def build(self, hp, fold: int | None = None) -> keras.Model:
+        start = time.perf_counter()
+        model = self._build(hp, fold)
+        self._build_seconds = time.perf_counter() - start  # reported as part of the trial's overhead
+        return model
+
+    def _build(self, hp, fold: int | None) -> keras.Model:
         cfg = self.search.run_config(hp)
         k = self.data.fold_ids[-1] if fold is None else fold
         mean = float(self.data.fold(k, cfg).train[TARGET_COLUMN].mean())
-        if is_cached(cfg):
+        if self.is_cached(cfg):
             dim = self.data.embeddings(cfg, self.data.table.iloc[:1]).shape[1]
             model = build_head_model(cfg.model, dim, initial_score=mean)
         else:
@@ -124,7 +130,7 @@ class PawHyperModel(kt.HyperModel):
         start = time.perf_counter()
         keras.utils.set_random_seed(self.search.seed + k)
         data = self.data.fold(k, cfg)
-        if is_cached(cfg):
+        if self.is_cached(cfg):
             train_ds = self._arrays(cfg, data.plan, shuffle=True)
             val_ds = self._arrays(cfg, data.val, shuffle=False)
         else:
@@ -152,8 +158,8 @@ class PawHyperModel(kt.HyperModel):
             "seconds": time.perf_counter() - start,
             "epoch_seconds": steady,
             # set-up (data, embeddings) plus graph tracing: what a trial costs beyond its epochs
-            "overhead_seconds": setup + max(0.0, durations[0] - steady),
-            "cached": float(is_cached(cfg)),
+            "overhead_seconds": self._build_seconds + setup + max(0.0, durations[0] - steady),
+            "cached": float(self.is_cached(cfg)),
         }
 
     def _arrays(self, cfg: RunConfig, rows: pd.DataFrame, shuffle: bool) -> tf.data.Dataset:
@@ -169,7 +175,7 @@ class PawHyperModel(kt.HyperModel):
     def served_model(self, hp, trained: keras.Model) -> keras.Model:
         """The full popularity model (image + metadata -> score) of a trained trial model."""
         cfg = self.search.run_config(hp)
-        if is_cached(cfg):
+        if self.is_cached(cfg):
             keras.utils.set_random_seed(self.data.cache.seed)  # the backbone the cache saw
             full = build_model(cfg.model)
             transfer_weights(trained, full)

@@ -126,9 +126,15 @@ def plot_search(table: pd.DataFrame, baseline: float, path: Path) -> None:
             ax.plot(values, done.val_rmse, "o")
             if col == "learning_rate":
                 ax.set_xscale("log")
+                ax.tick_params(axis="x", labelsize=7)
         else:
-            labels = sorted(values.astype(str).unique())
-            ax.plot([labels.index(v) for v in values.astype(str)], done.val_rmse, "o")
+            unique = values.unique()
+            try:
+                unique = sorted(unique, key=float)
+            except (TypeError, ValueError):
+                unique = sorted(unique, key=str)
+            labels = [str(v) for v in unique]
+            ax.plot([labels.index(str(v)) for v in values], done.val_rmse, "o")
             ax.set_xticks(range(len(labels)), labels)
         ax.axhline(baseline, color="grey", ls="--")
         ax.set_xlabel(col)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
+
 from tuning.space import SearchConfig  # noqa: E402
 
 _D = SearchConfig()
@@ -36,18 +38,30 @@ class BudgetSpent(Exception):
     """The time budget is over: no new trial starts."""
 
 
+class StopAtDeadline(keras.callbacks.Callback):
+    """End the running trial's training after the epoch that crosses the deadline (the trial keeps
+    its best epoch so far), so a search ends within its budget plus one epoch."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() > self.deadline:
+            self.model.stop_training = True
+
+
 def _tuner_class(base):
     """`base` (a KerasTuner tuner class) with a time budget and a progress log."""
 
     class PawTuner(base):
-        def __init__(self, *args, budget_seconds: float, on_trial_done=None, **kwargs):
+        def __init__(self, *args, deadline: float, on_trial_done=None, **kwargs):
             super().__init__(*args, **kwargs)
-            self._budget = budget_seconds
-            self._start = time.monotonic()
+            self._deadline = deadline
             self._on_trial_done = on_trial_done
 
         def pre_create_trial(self):
-            if time.monotonic() - self._start > self._budget:
+            if time.time() > self._deadline:
                 raise BudgetSpent()
 
         def on_trial_begin(self, trial):
@@ -69,13 +83,13 @@ def _log(project_dir, line: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
 
 
-def make_tuner(search: SearchConfig, hypermodel, on_trial_done=None):
+def make_tuner(search: SearchConfig, hypermodel, deadline: float, on_trial_done=None):
     import keras_tuner as kt
 
     from tuning.hypermodel import OBJECTIVE
 
     common = dict(objective=OBJECTIVE, directory=str(search.out), project_name="tuner",
-                  overwrite=False, seed=search.seed, budget_seconds=60 * search.budget_minutes,
+                  overwrite=False, seed=search.seed, deadline=deadline,
                   on_trial_done=on_trial_done, max_retries_per_trial=1)
     if search.tuner == "hyperband":
         return _tuner_class(kt.Hyperband)(hypermodel, max_epochs=search.max_epochs,
@@ -94,8 +108,6 @@ def run_search(search: SearchConfig, verbose: int = 1) -> dict | None:
     """Run (or resume) the search; on the chief / a single process, write the summary files and the
     best model, and return best.json's contents."""
     search.validate()
-    import keras
-
     from pawtf.data.demo import is_demo_dir, make_demo
     from pawtf.train import load_table
     from tuning.hypermodel import PawHyperModel, SearchData
@@ -119,10 +131,11 @@ def run_search(search: SearchConfig, verbose: int = 1) -> dict | None:
         if not is_worker():
             write_summary(tuner, hypermodel, search, time.monotonic() - start, export=False)
 
-    tuner = make_tuner(search, hypermodel, on_trial_done=progress)
+    deadline = time.time() + 60 * search.budget_minutes
+    tuner = make_tuner(search, hypermodel, deadline, on_trial_done=progress)
     try:
-        tuner.search(callbacks=[keras.callbacks.TensorBoard(str(out / "tensorboard"))],
-                     verbose=verbose)
+        tuner.search(callbacks=[keras.callbacks.TensorBoard(str(out / "tensorboard")),
+                                StopAtDeadline(deadline)], verbose=verbose)
     except BudgetSpent:
         tuner.on_search_end()
         print(f"time budget of {search.budget_minutes} min spent: no new trials")
@@ -203,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--weights", default=_D.weights, type=lambda t: None if t.lower() == "none" else t,
       help="backbone weights for every trial: imagenet, none or a file (default: %(default)s)")
     a("--image-size", type=int, default=_D.image_size, help="(default: each backbone's own)")
+    a("--no-embedding-cache", action="store_true", help="frozen-backbone trials read images every "
+      "epoch instead of cached embeddings (slower; for comparison)")
     a("--backbones", type=_strs, default=_D.backbones, help="comma-separated backbone choices "
       "(default: %(default)s)")
     a("--unfreeze", type=_ints, default=_D.unfreeze, help="choices of trainable top backbone layers; "
@@ -227,6 +242,7 @@ def config_from_args(args) -> SearchConfig:
         tuner=args.tuner,
         max_trials=args.max_trials, max_epochs=args.max_epochs, budget_minutes=args.budget_minutes,
         folds=args.folds, seed=args.seed, weights=args.weights, image_size=args.image_size,
+        cache_embeddings=not args.no_embedding_cache,
         backbones=args.backbones, unfreeze=args.unfreeze,
         embedding_units=args.embedding_units, metadata_units=args.metadata_units,
         head_units=args.head_units, dropout=args.dropout, learning_rate=args.lr,

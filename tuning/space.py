@@ -42,11 +42,12 @@ class SearchConfig:
     max_trials: int = 10  # bayesian / random
     max_epochs: int = 12
     hyperband_factor: int = 3
-    budget_minutes: float = 12.0  # no new trial starts after this
+    budget_minutes: float = 10.0  # no new trial starts after this
     folds: int = 1  # 1: one held-out fold (RunConfig's split); K > 1: objective = mean over K folds
     seed: int = 0
     weights: str | None = "imagenet"  # fixed for all trials: imagenet, None or a weights file
     image_size: int | None = None  # fixed for all trials; None: each backbone's default
+    cache_embeddings: bool = True  # frozen-backbone trials train on cached embeddings
     # The space. Defaults follow the study; each is overridable from the command line.
     backbones: tuple[str, ...] = ("efficientnet_lite0",)
     unfreeze: tuple[int, ...] = (0, 20)  # trainable top layers; the study liked ~100 (GPU territory)
