@@ -91,11 +91,11 @@ class PawHyperModel(kt.HyperModel):
 
     def build(self, hp, fold: int | None = None) -> keras.Model:
         start = time.perf_counter()
-        model = self._build(hp, fold)
+        model = self._build_trial_model(hp, fold)
         self._build_seconds = time.perf_counter() - start  # reported as part of the trial's overhead
         return model
 
-    def _build(self, hp, fold: int | None) -> keras.Model:
+    def _build_trial_model(self, hp, fold: int | None) -> keras.Model:
         cfg = self.search.run_config(hp)
         k = self.data.fold_ids[-1] if fold is None else fold
         mean = float(self.data.fold(k, cfg).train[TARGET_COLUMN].mean())
