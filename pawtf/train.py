@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -112,8 +113,6 @@ def _prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     if (out / "metrics.json").exists() and not overwrite:
         raise RunExistsError(f"{out} holds a finished run; choose another --out or pass --overwrite")
     if overwrite and out.exists():
-        import shutil
-
         shutil.rmtree(out)
     if config_path.exists():
         old = RunConfig.load(config_path).to_dict()
