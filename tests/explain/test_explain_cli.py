@@ -1,0 +1,113 @@
+"""`pawtf explain` end to end on a tiny run with ground-truth masks, bad files included."""
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pawtf.cli import main
+from pawtf.explain.batch import explain_files, parse_methods
+
+METHODS = "vanilla,gradcam,gradcam++,rise"
+
+
+@pytest.fixture()
+def photos(tiny_demo, tmp_path):
+    """Four demo photos and two bad files in one folder."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    ids = sorted(p.stem for p in (tiny_demo / "train").glob("*.jpg"))[:4]
+    for i in ids:
+        shutil.copy(tiny_demo / "train" / f"{i}.jpg", folder)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
+    (folder / "empty.png").write_bytes(b"")
+    return folder, ids
+
+
+def test_explain_end_to_end_with_masks_and_bad_files(tiny_run, tiny_demo, photos, tmp_path, capsys):
+    folder, ids = photos
+    out = tmp_path / "out"
+    code = main(["explain", "--model", str(tiny_run), str(folder), "--metadata",
+                 str(tiny_demo / "train.csv"), "--masks", str(tiny_demo / "masks"), "--out", str(out),
+                 "--methods", METHODS, "--rise-masks", "100", "--auc-step", "0.1", "--group-by-score",
+                 "--group-size", "2", "--quiet"])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "broken.jpg: cannot identify image" in err and "empty.png: empty file" in err
+    methods = METHODS.split(",")
+    for i in ids:
+        assert (out / f"{i}.png").stat().st_size > 1000
+        record = json.loads((out / f"{i}.json").read_text())
+        assert 0 <= record["score"] <= 100
+        assert set(record["methods"]) == set(methods) | {"random"}
+        for name in methods:
+            info = record["methods"][name]
+            assert 0 <= info["insertion_auc"] <= 1 and 0 <= info["deletion_auc"] <= 1
+            assert isinstance(info["pointing_hit"], bool)
+            # At 32 px the CAM is 1x1: a flat map, whose energy ratio is undefined (null).
+            assert info["energy_ratio"] >= 0 if name in ("vanilla", "rise") else \
+                info["energy_ratio"] is None or info["energy_ratio"] >= 0
+        assert record["methods"]["rise"]["masks_used"] == 100
+        maps = np.load(out / f"{i}.npz")
+        assert sorted(maps.files) == sorted(methods) and maps["rise"].shape == (32, 32)
+    with open(out / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4 * (len(methods) + 1)
+    assert {r["image"] for r in rows} == set(ids)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_images"] == 4 and summary["n_errors"] == 2
+    assert {e["path"].rsplit("/", 1)[-1] for e in summary["errors"]} == {"broken.jpg", "empty.png"}
+    for name in methods + ["random"]:
+        means = summary["methods"][name]
+        assert means["n"] == 4 and {"insertion_auc", "deletion_auc", "energy_ratio",
+                                    "pointing_hit"} <= set(means)
+    for name in methods:
+        assert (out / f"groups_{name}.png").exists()
+    assert len(summary["groups"]["highest"]) == 2
+
+
+def test_metadata_from_the_kaggle_layout_and_a_bare_keras_file(tiny_run, tiny_demo, tmp_path):
+    photo = sorted((tiny_demo / "train").glob("*.jpg"))[0]
+    summary = explain_files(tiny_run / "model.keras", [photo], out=tmp_path / "o", methods="vanilla",
+                            scores=False, progress=False)
+    assert summary["n_images"] == 1 and summary["n_errors"] == 0
+    assert (tmp_path / "o" / f"{photo.stem}.png").exists()
+    assert "insertion_auc" not in summary["methods"]["vanilla"]
+
+
+def test_clear_errors(tiny_run, photos, tmp_path, capsys):
+    folder, _ = photos
+    for methods, message in [("scorecam", "softmax"), ("vanilla,lime", "unknown method 'lime'")]:
+        with pytest.raises(SystemExit, match=message):
+            main(["explain", "--model", str(tiny_run), str(folder), "--methods", methods])
+    assert main(["explain", "--model", str(tiny_run), str(folder), "--out", str(tmp_path / "o"),
+                 "--methods", "vanilla", "--no-scores", "--quiet"]) == 0
+    assert "with all flags 0" in capsys.readouterr().err  # no CSV anywhere: said, not silent
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["n_images"] == 4
+    with pytest.raises(SystemExit, match="no image files"):
+        main(["explain", "--model", str(tiny_run), str(tmp_path / "nothing-here")])
+    assert main(["explain", "--model", str(tmp_path / "no-run"), str(folder)]) == 2
+    assert "no run folder or model file" in capsys.readouterr().err
+
+
+def test_missing_metadata_row_is_a_per_file_error(tiny_run, photos, tmp_path):
+    folder, ids = photos
+    table = tmp_path / "meta.csv"
+    flags = ["Subject Focus", "Eyes", "Face", "Near", "Action", "Accessory", "Group", "Collage",
+             "Human", "Occlusion", "Info", "Blur"]
+    table.write_text("Id," + ",".join(flags) + "\n" + f"{ids[0]}," + ",".join("0" * 12) + "\n")
+    odd = folder / "odd.png"  # an RGBA, non-square PNG is converted and resized
+    Image.fromarray(np.zeros((20, 50, 4), np.uint8)).save(odd)
+    table.write_text(table.read_text() + "odd," + ",".join("1" * 12) + "\n")
+    summary = explain_files(tiny_run, [folder], out=tmp_path / "o", methods="gradcam",
+                            metadata=table, scores=False, progress=False)
+    assert summary["n_images"] == 2
+    assert sum("no metadata row" in e["error"] for e in summary["errors"]) == 3
+
+
+def test_parse_methods():
+    assert parse_methods(None) == ["vanilla", "smoothgrad", "gradcam", "gradcam++", "rise"]
+    assert parse_methods("rise, rise,VANILLA") == ["rise", "vanilla"]
