@@ -1,0 +1,455 @@
+"""Export for TF Serving: versioned atomic folders, signatures, agreement with the Keras model on real
+photos, the in-graph decoder against the training reader, bad bytes, and ``saved_model_cli``.
+
+A small run is trained here: efficientnet_lite0 with its offline ImageNet weights at 64 px (a backbone
+with random weights gives all but zero features, so its scores would not depend on the photo and every
+comparison would pass trivially), and its score layer randomised so that scores spread over tens of
+points. Versioning and atomicity tests replace the SavedModel writer with a stub to stay fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from pawtf import export as export_mod
+from pawtf.config import RunConfig
+from pawtf.data.images import decode_rgb, load_rgb
+from pawtf.data.schema import FLAGS
+from pawtf.export import (INFO_FILE, SERVING_DECODED, SERVING_DEFAULT, ExportError, decode_batch,
+                          decode_image, export, versions)
+from pawtf.models.popularity import build_model
+from pawtf.runs import load_run
+
+SIZE = 64
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def randomize_head(run, seed=0):
+    """Give the score layer random weights so scores spread over tens of points."""
+    kernel = run.model.get_layer("score_dense").kernel
+    values = np.random.default_rng(seed).normal(0, 0.1, kernel.shape)
+    kernel.assign((values - values.mean()).astype("float32"))  # zero-sum: few scores clipped at 0
+    run.model.save(Path(run.path) / "model.keras")
+    return load_run(run.path)
+
+
+def tiny_cfg(data_dir, use_metadata=True) -> RunConfig:
+    cfg = RunConfig()
+    cfg.data.data_dir, cfg.data.folds = str(data_dir), 4
+    cfg.model.backbone, cfg.model.weights, cfg.model.image_size = "efficientnet_lite0", "imagenet", SIZE
+    cfg.model.embedding_units, cfg.model.head_units = 16, 16
+    cfg.model.use_metadata = use_metadata
+    cfg.train.epochs, cfg.train.batch_size = 1, 16
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def meta_run(tiny_demo, tmp_path_factory):
+    """A trained run (takes the 12 flags), head randomised."""
+    from pawtf.train import train
+
+    out = tmp_path_factory.mktemp("runs") / "meta"
+    train(tiny_cfg(tiny_demo), out, verbose=0)
+    return randomize_head(load_run(out))
+
+
+@pytest.fixture(scope="module")
+def image_run(tiny_demo, tmp_path_factory):
+    """An image-only run folder, built (not trained): model.keras + config.json."""
+    out = tmp_path_factory.mktemp("runs") / "image_only"
+    out.mkdir()
+    cfg = tiny_cfg(tiny_demo, use_metadata=False)
+    build_model(cfg.model).save(out / "model.keras")
+    cfg.save(out / "config.json")
+    return randomize_head(load_run(out), seed=1)
+
+
+@pytest.fixture(scope="module")
+def exported(meta_run, tmp_path_factory):
+    return export(meta_run, tmp_path_factory.mktemp("saved") / "pawpularity")
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(str(exported))
+
+
+@pytest.fixture(scope="module")
+def real_photos(shared_dir):
+    photos = sorted((shared_dir / "data" / "pet-photos").rglob("*.jpg"))
+    if not photos:
+        pytest.skip(f"no photos under {shared_dir / 'data' / 'pet-photos'}")
+    return photos[::len(photos) // 48][:48]
+
+
+def jpeg_bytes(array, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "JPEG", quality=90, **kw)
+    return buf.getvalue()
+
+
+def demo_photo_bytes(tiny_demo, k=4):
+    return [p.read_bytes() for p in sorted((tiny_demo / "train").glob("*.jpg"))[:k]]
+
+
+def flags(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 2, (n, len(FLAGS))).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ versions, atomicity
+
+
+@pytest.fixture
+def stub_writer(monkeypatch):
+    """Replace the SavedModel writer (seconds) with one writing a marker file (milliseconds)."""
+
+    def write(path, model, size, uses_metadata, max_pixels):
+        (path / "saved_model.pb").write_bytes(b"stub")
+        (path / "variables").mkdir()
+
+    monkeypatch.setattr(export_mod, "_write", write)
+
+
+def test_versions_are_next_integers_and_never_overwritten(image_run, tmp_path, stub_writer):
+    base = tmp_path / "pawpularity"
+    (base / "3").mkdir(parents=True)
+    (base / "3" / "keep.txt").write_text("an older version")
+    (base / "notes").mkdir()
+    first = export(image_run, base, check=False)
+    second = export(image_run, base, check=False)
+    assert (first, second) == (base / "4", base / "5")
+    assert (base / "3" / "keep.txt").read_text() == "an older version"
+    assert versions(base) == [3, 4, 5]
+    assert sorted(p.name for p in base.iterdir()) == ["3", "4", "5", "notes"]  # no temporary left
+    info = json.loads((second / INFO_FILE).read_text())
+    assert info["image_size"] == SIZE and info["uses_metadata"] is False and info["flags"] == []
+    assert info["signatures"][SERVING_DEFAULT]["inputs"] == ["image_bytes"]
+    assert (second / "saved_model.pb").is_file() and oct(second.stat().st_mode)[-3:] == "755"
+
+
+def test_a_version_taken_meanwhile_is_skipped_not_replaced(image_run, tmp_path, monkeypatch, stub_writer):
+    base = tmp_path / "m"
+    export(image_run, base, check=False)
+    real_rename = os.rename
+
+    def rename_after_another_export(src, dst):
+        if Path(dst).name == "2" and not Path(dst).exists():  # another exporter publishes 2 first
+            Path(dst).mkdir()
+            (Path(dst) / "saved_model.pb").write_bytes(b"theirs")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(export_mod.os, "rename", rename_after_another_export)
+    (base / "7.tmp").mkdir()  # not a version
+    assert export(image_run, base, check=False) == base / "3"
+    assert (base / "2" / "saved_model.pb").read_bytes() == b"theirs"
+    (base / "4").write_text("a file named like a version is not replaced either")
+    monkeypatch.setattr(export_mod.os, "rename", real_rename)
+    assert export(image_run, base, check=False) == base / "5"
+    assert (base / "4").read_text().startswith("a file")
+
+
+def test_a_failed_export_leaves_no_version_and_no_temporary(image_run, tmp_path, monkeypatch, stub_writer):
+    base = tmp_path / "m"
+    export(image_run, base, check=False)
+
+    def broken(*a, **k):
+        raise ExportError("simulated failure after writing")
+
+    monkeypatch.setattr(export_mod, "_check", broken)
+    with pytest.raises(ExportError, match="simulated"):
+        export(image_run, base)
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
+
+
+def test_a_killed_exports_leftover_is_removed_and_never_published(image_run, tmp_path, stub_writer):
+    import socket
+
+    base = tmp_path / "m"
+    base.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = base / f".partial-{socket.gethostname()}-{dead}-abc123"
+    (stale / "variables").mkdir(parents=True)  # what a kill -9 mid-write leaves
+    foreign = base / ".partial-otherhost-1-xyz"
+    foreign.mkdir()
+    assert versions(base) == []  # TF Serving sees no version in a partial folder
+    assert export(image_run, base, check=False) == base / "1"
+    assert not stale.exists() and foreign.exists()  # only this host's dead exports are cleaned
+
+
+def test_the_check_refuses_a_savedmodel_that_differs_from_the_keras_model(exported, meta_run):
+    # (the real export passed this check when the `exported` fixture was written)
+    kernel = meta_run.model.get_layer("score_dense").kernel
+    before = kernel.numpy()
+    kernel.assign(before + 1.0)
+    try:
+        with pytest.raises(ExportError, match="differs from the Keras model"):
+            export_mod._check(exported, meta_run.model, SIZE, True)
+    finally:
+        kernel.assign(before)
+
+
+# ------------------------------------------------------------------------------------------- signatures
+
+
+def test_signatures_and_names(loaded, meta_run):
+    assert set(loaded.signatures) >= {SERVING_DEFAULT, SERVING_DECODED}
+    default = loaded.signatures[SERVING_DEFAULT]
+    inputs = default.structured_input_signature[1]
+    assert inputs["image_bytes"].dtype == tf.string and inputs["image_bytes"].shape.as_list() == [None]
+    assert inputs["metadata"].dtype == tf.float32 and inputs["metadata"].shape.as_list() == [None, 12]
+    out = default.structured_outputs
+    assert list(out) == ["pawpularity"] and out["pawpularity"].shape.as_list() == [None]
+    decoded = loaded.signatures[SERVING_DECODED].structured_input_signature[1]
+    assert decoded["image"].shape.as_list() == [None, None, None, 3]
+
+
+def test_image_only_signatures_take_no_metadata(image_run, tiny_demo):
+    """The signature functions an image-only export is written from (writing one costs ~10 s)."""
+    from_bytes, from_images = export_mod._signatures(image_run.model, SIZE, False, 10 ** 8)
+    assert list(from_bytes.input_signature) == [tf.TensorSpec([None], tf.string, name="image_bytes")]
+    assert [s.name for s in from_images.input_signature] == ["image"]
+    blobs = demo_photo_bytes(tiny_demo)
+    got = from_bytes(tf.constant(blobs))["pawpularity"].numpy()
+    pixels = decode_batch(tf.constant(blobs), SIZE).numpy()
+    want = image_run.model.predict({"image": pixels}, verbose=0)[:, 0]
+    assert want.std() > 1
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    np.testing.assert_allclose(from_images(tf.constant(pixels))["pawpularity"].numpy(), want, atol=1e-3)
+
+
+def test_rest_request_format_maps_onto_the_signature(loaded, tiny_demo, meta_run):
+    """The README's REST body, split into columns as TF Serving's row format does."""
+    blobs = demo_photo_bytes(tiny_demo, 2)
+    body = json.loads(json.dumps({"instances": [
+        {"image_bytes": {"b64": base64.b64encode(b).decode()}, "metadata": [0, 1] * 6} for b in blobs]}))
+    columns = {key: [inst[key] for inst in body["instances"]] for key in body["instances"][0]}
+    image_bytes = [base64.b64decode(v["b64"]) for v in columns["image_bytes"]]
+    out = loaded.signatures[SERVING_DEFAULT](image_bytes=tf.constant(image_bytes),
+                                             metadata=tf.constant(columns["metadata"], tf.float32))
+    assert out["pawpularity"].shape == (2,)
+    assert np.all((out["pawpularity"].numpy() >= 0) & (out["pawpularity"].numpy() <= 100))
+
+
+# ------------------------------------------------------------------------- agreement on real photos
+
+
+def test_savedmodel_equals_keras_on_real_photos(loaded, meta_run, real_photos):
+    blobs = [p.read_bytes() for p in real_photos]
+    meta = flags(len(blobs))
+    served = loaded.signatures[SERVING_DEFAULT](image_bytes=tf.constant(blobs), metadata=tf.constant(meta))
+    served = served["pawpularity"].numpy()
+    pixels = decode_batch(tf.constant(blobs), SIZE).numpy()  # what serving_default fed its model
+    keras_scores = meta_run.model.predict({"image": pixels, "metadata": meta}, verbose=0)[:, 0]
+    decoded = loaded.signatures[SERVING_DECODED](image=tf.constant(pixels), metadata=tf.constant(meta))
+    assert keras_scores.std() > 2, "scores should vary between photos for this comparison to mean much"
+    print(f"max |SavedModel - Keras| bytes {np.abs(served - keras_scores).max():.2e}, "
+          f"decoded {np.abs(decoded['pawpularity'].numpy() - keras_scores).max():.2e}")
+    np.testing.assert_allclose(served, keras_scores, atol=1e-3)
+    np.testing.assert_allclose(decoded["pawpularity"].numpy(), keras_scores, atol=1e-3)
+
+
+def test_train_serve_skew_is_small_on_real_photos(loaded, meta_run, real_photos):
+    """In-graph TF decoding against the training reader (PIL): pixels and scores."""
+    blobs = [p.read_bytes() for p in real_photos]
+    meta = flags(len(blobs))
+    tf_pixels = decode_batch(tf.constant(blobs), SIZE).numpy()
+    pil_pixels = np.stack([load_rgb(p, size=(SIZE, SIZE)) for p in real_photos]).astype(np.float32)
+    pixel_diff = np.abs(tf_pixels - pil_pixels)
+    served = loaded.signatures[SERVING_DEFAULT](image_bytes=tf.constant(blobs),
+                                                metadata=tf.constant(meta))["pawpularity"].numpy()
+    keras_pil = meta_run.model.predict({"image": pil_pixels, "metadata": meta}, verbose=0)[:, 0]
+    score_diff = np.abs(served - keras_pil)
+    print(f"skew: pixels mean {pixel_diff.mean():.3f} p99 {np.percentile(pixel_diff, 99):.1f}; "
+          f"scores mean {score_diff.mean():.3f} max {score_diff.max():.3f} (score std {keras_pil.std():.1f})")
+    # Same libjpeg scale and DCT, same Lanczos passes and rounding: at most one level, rarely.
+    assert pixel_diff.mean() < 0.01 and pixel_diff.max() <= 2
+    assert score_diff.max() < 0.01 * keras_pil.std() + 0.05
+
+
+def test_resized_decoded_input_matches(loaded, meta_run, tiny_demo):
+    """serving_decoded resizes other sizes in-graph like serving_default does."""
+    photo = sorted((tiny_demo / "train").glob("*.jpg"))[0]
+    full = load_rgb(photo).astype(np.float32)[None]
+    meta = flags(1)
+    a = loaded.signatures[SERVING_DECODED](image=tf.constant(full), metadata=tf.constant(meta))
+    b = loaded.signatures[SERVING_DEFAULT](image_bytes=tf.constant([photo.read_bytes()]),
+                                           metadata=tf.constant(meta))
+    assert abs(float(a["pawpularity"][0]) - float(b["pawpularity"][0])) < 1.0
+
+
+# ------------------------------------------------------------------------------------ in-graph decoder
+
+decode_one = tf.function(lambda b, size: decode_image(b, size), reduce_retracing=True)
+
+
+def photo_array(w=150, h=100):
+    y, x = np.mgrid[0:h, 0:w]
+    rgb = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.uint8)
+    rgb[h // 4:h // 2, w // 5:w // 2] = (220, 30, 40)  # an asymmetric patch shows any rotation
+    return rgb
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_like_the_training_reader(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = jpeg_bytes(photo_array(), exif=exif.tobytes())
+    want = decode_rgb(data, size=(48, 48)).astype(np.float32)
+    got = decode_one(tf.constant(data), 48).numpy()
+    assert np.abs(got - want).mean() < 0.01 and np.abs(got - want).max() <= 1
+
+
+def encoded(image: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt)
+    return buf.getvalue()
+
+
+def decoder_cases():
+    rgb = Image.fromarray(photo_array())
+    rgba = np.dstack([photo_array(), np.tile(np.linspace(0, 255, 150).astype(np.uint8), (100, 1))])
+    return {
+        "png_rgb": encoded(rgb, "PNG"),
+        "png_rgba_over_white": encoded(Image.fromarray(rgba, "RGBA"), "PNG"),
+        "png_palette": encoded(rgb.convert("P"), "PNG"),
+        "png_grey": encoded(rgb.convert("L"), "PNG"),
+        "png_grey_alpha": encoded(Image.fromarray(rgba, "RGBA").convert("LA"), "PNG"),
+        "png_16bit": encoded(Image.fromarray(photo_array()[..., 0].astype(np.uint16) * 257), "PNG"),
+        "gif": encoded(rgb, "GIF"),
+        "bmp_24": encoded(rgb, "BMP"),
+        "bmp_32": encoded(Image.fromarray(rgba, "RGBA"), "BMP"),
+        "webp": encoded(rgb, "WEBP"),
+        "webp_alpha": encoded(Image.fromarray(rgba, "RGBA"), "WEBP"),
+        "jpeg_grey": jpeg_bytes(np.asarray(rgb.convert("L"))),
+        "jpeg_cmyk": encoded(rgb.convert("CMYK"), "JPEG"),
+        "jpeg_large_reduced_scale": jpeg_bytes(np.asarray(rgb.resize((1200, 800)))),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(decoder_cases()))
+def test_decoder_matches_the_training_reader(case):
+    data = decoder_cases()[case]
+    for size in (32, 64):
+        want = decode_rgb(data, size=(size, size)).astype(np.float32)
+        got = decode_one(tf.constant(data), size).numpy()
+        assert np.abs(got - want).mean() < 0.2 and np.abs(got - want).max() <= 2, (case, size)
+
+
+def test_bad_images_give_clear_errors_naming_the_item():
+    good = jpeg_bytes(photo_array())
+    rgb = Image.fromarray(photo_array())
+    cases = {
+        b"": "image_bytes[1]: not a JPEG, PNG, GIF, BMP or WebP image (0 bytes)",
+        b"<html>not an image</html>": "image_bytes[1]: not a JPEG, PNG, GIF, BMP or WebP image (25 bytes)",
+        encoded(rgb, "TIFF"): "not a JPEG, PNG, GIF, BMP or WebP",
+        encoded(rgb.convert("P"), "BMP"): "palette BMP is not supported",
+        good[:len(good) // 2]: "JPEG",
+        encoded(rgb, "PNG")[:60]: "PNG",
+    }
+    fn = tf.function(lambda b: decode_batch(b, 32))
+    for data, message in cases.items():
+        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
+            fn(tf.constant([good, data]))
+    assert fn(tf.constant([good, good])).shape == (2, 32, 32, 3)  # still works after errors
+
+
+def test_decompression_bombs_are_refused_from_the_header():
+    data = jpeg_bytes(photo_array(300, 200))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"too many pixels .* 300x200 exceeds "
+                                                             r"max_pixels=10000"):
+        decode_image(tf.constant(data), 32, max_pixels=10_000)
+    png = encoded(Image.fromarray(photo_array(300, 200)), "PNG")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="300x200"):
+        decode_image(tf.constant(png), 32, max_pixels=10_000)
+    # A PNG header claiming 100000 x 100000 pixels: refused before any decoding.
+    forged = png[:16] + (100_000).to_bytes(4, "big") * 2 + png[24:]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="100000x100000"):
+        decode_image(tf.constant(forged), 32)
+
+
+def test_bad_requests_fail_cleanly_and_the_model_keeps_serving(loaded, tiny_demo):
+    serve = loaded.signatures[SERVING_DEFAULT]
+    blobs = demo_photo_bytes(tiny_demo, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[2\]: not a JPEG"):
+        serve(image_bytes=tf.constant(blobs[:2] + [b"garbage"]), metadata=tf.constant(flags(3)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="metadata has 2 rows but there are 3 images"):
+        serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(2)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"metadata values must be flags in \[0, 1\]"):
+        serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(3) * 5))
+    out = serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(3)))["pawpularity"]
+    assert out.shape == (3,) and np.all(np.isfinite(out.numpy()))
+    empty = serve(image_bytes=tf.constant([], tf.string), metadata=tf.zeros([0, 12]))["pawpularity"]
+    assert empty.shape == (0,)
+
+
+# ---------------------------------------------------------------------------------------- saved_model_cli
+
+
+def saved_model_cli(*args) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("saved_model_cli")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    return subprocess.Popen(cmd + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV)
+
+
+def finish(proc: subprocess.Popen):
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_saved_model_cli_show_and_run(exported, tiny_demo, tmp_path):
+    blobs = demo_photo_bytes(tiny_demo, 3)
+    np.savez(tmp_path / "good.npz", image_bytes=np.array(blobs), metadata=flags(3))
+    np.savez(tmp_path / "bad.npz", image_bytes=np.array([blobs[0], b"not an image"]), metadata=flags(2))
+    run_args = ["run", "--dir", str(exported), "--tag_set", "serve", "--signature_def", SERVING_DEFAULT,
+                "--inputs"]
+    # The three commands run side by side (each starts its own TensorFlow).
+    procs = [saved_model_cli("show", "--dir", str(exported), "--all")] + [
+        saved_model_cli(*run_args, f"image_bytes={tmp_path / name}[image_bytes];"
+                                   f"metadata={tmp_path / name}[metadata]")
+        for name in ("good.npz", "bad.npz")]
+    shown, ran, bad = (finish(p) for p in procs)
+
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    for text in ("signature_def['serving_default']", "signature_def['serving_decoded']",
+                 "inputs['image_bytes'] tensor_info:", "dtype: DT_STRING", "inputs['metadata']",
+                 "shape: (-1, 12)", "outputs['pawpularity']"):
+        assert text in shown.stdout, text
+
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    assert "Result for output key pawpularity" in ran.stdout
+    printed = ran.stdout.split("Result for output key pawpularity:")[1]
+    values = np.array(printed.replace("[", " ").replace("]", " ").split(), dtype=np.float32)
+    want = tf.saved_model.load(str(exported)).signatures[SERVING_DEFAULT](
+        image_bytes=tf.constant(blobs), metadata=tf.constant(flags(3)))["pawpularity"].numpy()
+    np.testing.assert_allclose(values, want, atol=1e-3)
+
+    assert bad.returncode != 0
+    assert "InvalidArgumentError" in bad.stderr
+    assert "image_bytes[1]: not a JPEG, PNG, GIF, BMP or WebP image (12 bytes)" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_export_prints_the_version_path(meta_run, tmp_path, capsys, stub_writer):
+    from pawtf.cli import main
+
+    out = tmp_path / "saved" / "demo"
+    assert main(["export", str(meta_run.path), "--out", str(out), "--no-check"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "1")
+    assert main(["export", str(tmp_path / "no_run"), "--out", str(out)]) == 2
+    assert "not a pawtf run folder" in capsys.readouterr().err
