@@ -144,8 +144,224 @@ def _add_baseline(sub) -> None:
     p.set_defaults(func=cmd_baseline)
 
 
+def cmd_export(args) -> None:
+    from pawtf.export import ExportError, export
+    from pawtf.runs import load_run
+
+    try:
+        print(export(load_run(args.run), args.out or os.path.join("saved_models", os.path.basename(
+            os.path.normpath(args.run))), max_pixels=args.max_pixels, check=not args.no_check))
+    except ExportError as err:
+        raise SystemExit(f"pawtf: error: {err}")
+
+
+def _scorer(path):
+    from pawtf.predict import load_scorer
+
+    try:
+        return load_scorer(path)
+    except ValueError as err:
+        raise SystemExit(f"pawtf: error: {err}")
+
+
+def cmd_predict(args) -> None:
+    from pawtf.predict import predict, summary, write_scores
+
+    scores = predict(_scorer(args.model), args.photos, args.metadata, batch_size=args.batch_size,
+                     progress=not args.quiet)
+    write_scores(scores, args.out or sys.stdout)
+    print(summary(scores), file=sys.stderr)
+    if not all(s.ok for s in scores):
+        raise SystemExit(1)
+
+
+def cmd_rank(args) -> None:
+    from pawtf.predict import contact_sheet, rank, summary, write_scores
+
+    scorer = _scorer(args.model)
+    ranked = rank(scorer, args.photos, args.metadata, batch_size=args.batch_size, progress=not args.quiet)
+    for i, s in enumerate(ranked, 1):
+        print(f"{i:>4}  {s.score:6.1f}  {s.path}" if s.ok else f"   -  {'-':>6}  {s.path}: {s.error}")
+    if args.out:
+        write_scores(ranked, args.out)
+    sheet = contact_sheet(ranked, args.sheet, thumb=args.thumb, columns=args.columns,
+                          title=f"{sum(s.ok for s in ranked)} photos, best first ({scorer.description})")
+    print(f"{summary(ranked)}; contact sheet: {sheet}", file=sys.stderr)
+
+
+def cmd_crop(args) -> None:
+    from pawtf.crop import advise_crops, crop_preview, check_saliency
+
+    saliency = None if args.saliency == "none" else args.saliency
+    scorer = _scorer(args.model)
+    try:
+        check_saliency(saliency)
+    except ValueError as err:
+        raise SystemExit(f"pawtf: error: {err}")
+    for advice in advise_crops(scorer, args.photos, args.metadata, saliency=saliency,
+                               min_gain=args.min_gain, out_dir=args.out_dir):
+        print(advice.summary())
+        if args.preview and advice.error is None:
+            stem = os.path.splitext(os.path.basename(advice.path))[0]
+            print(f"  preview: {crop_preview(advice, os.path.join(args.out_dir, stem + '_crops.png'))}")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR", help="photos and folders of photos")
+    p.add_argument("--model", required=True,
+                   help="a run folder, or a SavedModel (saved_models/NAME for its latest version, or a "
+                        "version folder)")
+    p.add_argument("--metadata", metavar="CSV",
+                   help="Id + the 12 flags per photo (Id = file name without extension); needed by models "
+                        "that take the flags (without it they are all 0)")
+
+
+def _add_export(sub) -> None:
+    from pawtf.data.images import DEFAULT_MAX_PIXELS
+
+    p = sub.add_parser("export", help="export a run as a versioned SavedModel for TF Serving")
+    p.add_argument("run", metavar="RUN", help="run folder (model.keras + config.json)")
+    p.add_argument("--out", help="model folder; the export goes to OUT/<next version> "
+                                 "(default: saved_models/<run folder name>)")
+    p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS,
+                   help="largest image (width x height) the server decodes (default: %(default)s)")
+    p.add_argument("--no-check", action="store_true",
+                   help="skip reloading the export and comparing it with the Keras model")
+    p.set_defaults(func=cmd_export)
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="score photos: CSV of path, score, error")
+    _add_model_options(p)
+    p.add_argument("--out", metavar="CSV", help="write the scores here (default: standard output)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict)
+
+
+def _add_rank(sub) -> None:
+    p = sub.add_parser("rank", help="rank one pet's photos best first and write a contact sheet")
+    _add_model_options(p)
+    p.add_argument("--sheet", default="contact_sheet.png", help="contact sheet PNG (default: %(default)s)")
+    p.add_argument("--out", metavar="CSV", help="also write the ranking as CSV")
+    p.add_argument("--thumb", type=_positive_int, default=220, help="thumbnail side (default: %(default)s)")
+    p.add_argument("--columns", type=_positive_int, help="thumbnails per row (default: about square)")
+    p.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_rank)
+
+
+def _add_crop(sub) -> None:
+    from pawtf.crop import DEFAULT_MIN_GAIN, DEFAULT_SALIENCY
+
+    p = sub.add_parser("crop", help="crop advice: score candidate crops, save the best if it raises the "
+                                    "score")
+    _add_model_options(p)
+    p.add_argument("--out-dir", default="crops", help="where advised crops go, as <stem>_crop.jpg "
+                                                      "(default: %(default)s)")
+    p.add_argument("--min-gain", type=float, default=DEFAULT_MIN_GAIN,
+                   help="advise a crop only if it raises the score by this much (default: %(default)s)")
+    p.add_argument("--saliency", default=DEFAULT_SALIENCY,
+                   help="pawtf.explain method for the salient crops, or none (default: %(default)s)")
+    p.add_argument("--preview", action="store_true",
+                   help="also write <stem>_crops.png: the photo with every candidate box and score")
+    p.set_defaults(func=cmd_crop)
+
+
+def cmd_explain(args) -> None:
+    from pawtf.explain.batch import ExplainError, explain_files
+
+    try:
+        summary = explain_files(
+            args.model, args.images, out=args.out, methods=args.methods, metadata=args.metadata,
+            masks_dir=args.masks, group_by_score=args.group_by_score, group_size=args.group_size,
+            seed=args.seed, rise_masks=args.rise_masks, rise_grid=args.rise_grid,
+            rise_weighting=args.rise_weighting, rise_center=not args.rise_no_center,
+            rise_tol=args.rise_tol, auc_step=args.auc_step,
+            scores=not args.no_scores, batch_size=args.batch_size, progress=not args.quiet)
+    except ExplainError as err:
+        raise SystemExit(f"pawtf: error: {err}")
+    for line in summary["notes"] + [f"skipped {e['error']}" for e in summary["errors"]]:
+        print(line, file=sys.stderr)
+    print(json.dumps({"n_images": summary["n_images"], "n_errors": summary["n_errors"],
+                      "methods": summary["methods"], "out": args.out}, indent=2))
+
+
+def _add_explain(sub) -> None:
+    from pawtf.explain import METHODS
+    from pawtf.explain.rise import WEIGHTINGS
+    from pawtf.explain.scores import DEFAULT_STEP
+
+    p = sub.add_parser("explain", help="saliency maps (gradients, Grad-CAM(++), RISE) and their scores")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
+                   help="photos and folders of photos (searched recursively)")
+    p.add_argument("--model", required=True, help="a run folder or a .keras model file")
+    p.add_argument("--metadata", metavar="CSV", help="Id (= file stem) + the 12 flags, held fixed while "
+                   "explaining (default: the Kaggle-layout CSV beside the photos' folder, else all 0)")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated, from: " + ", ".join(METHODS) + " (default: all)")
+    p.add_argument("--masks", metavar="DIR", help="ground-truth masks <stem>.png (e.g. data/demo/masks): "
+                   "adds energy_ratio and pointing_hit")
+    p.add_argument("--out", default="explain", help="output folder (default: %(default)s)")
+    p.add_argument("--group-by-score", action="store_true",
+                   help="also write groups_<method>.png: highest, average and lowest scored photos")
+    p.add_argument("--group-size", type=_positive_int, default=4, help="photos per group "
+                   "(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of SmoothGrad, RISE and the random baseline "
+                   "(default: %(default)s)")
+    p.add_argument("--rise-masks", type=_positive_int, default=4000, help="(default: %(default)s)")
+    p.add_argument("--rise-grid", type=_positive_int, default=8, help="(default: %(default)s)")
+    p.add_argument("--rise-weighting", choices=WEIGHTINGS, default="prediction",
+                   help="(default: %(default)s)")
+    p.add_argument("--rise-no-center", action="store_true", help="the paper's raw sum (noisier) instead "
+                   "of subtracting the mean weight")
+    p.add_argument("--rise-tol", type=float, help="stop RISE early once the map changes by less than this "
+                   "(relative L2) between checks every 500 masks (default: off)")
+    p.add_argument("--auc-step", type=float, default=DEFAULT_STEP,
+                   help="fraction of pixels inserted/deleted per step (default: %(default)s)")
+    p.add_argument("--no-scores", action="store_true", help="skip insertion/deletion AUCs")
+    p.add_argument("--batch-size", type=_positive_int, default=32,
+                   help="images per forward pass along the insertion/deletion curves (default: "
+                        "%(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_explain)
+
+
+def cmd_analyze_metadata(args) -> None:
+    from pawtf.analysis import analyze_metadata
+    from pawtf.data.schema import DataError
+
+    try:
+        result = analyze_metadata(args.csv, out=args.out, folds=args.folds, seed=args.seed,
+                                  skip_bad=args.skip_bad, bootstrap=args.bootstrap)
+    except DataError:
+        raise  # main() reports every bad line
+    except ValueError as err:  # a bad option value
+        raise SystemExit(f"pawtf: error: {err}")
+    print(result.table(), *result.conclusions(), sep="\n")
+    print("wrote " + ", ".join(result.files.values()))
+
+
+def _add_analyze_metadata(sub) -> None:
+    from pawtf.analysis import DEFAULT_BOOTSTRAP
+
+    p = sub.add_parser("analyze-metadata", help="what the 12 flags say about the score: per-flag effects, "
+                                                "chi-square vs terciles, logistic ranking, metadata-only RMSE")
+    p.add_argument("csv", metavar="CSV", help="a train.csv (Id, the 12 flags, Pawpularity)")
+    p.add_argument("--out", default=os.path.join("runs", "metadata"),
+                   help="folder for ranking.csv, metadata.png and metadata.json (default: %(default)s)")
+    p.add_argument("--folds", type=_positive_int, default=_DATA.folds,
+                   help="folds of the metadata-only RMSE and the logistic AUC (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP,
+                   help="resamples for the ranking's stability, 0 to skip (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--skip-bad", action="store_true", help="drop bad rows with a report instead of failing")
+    p.set_defaults(func=cmd_analyze_metadata)
+
+
 # One entry per subcommand: a function adding its parser (which sets `func`). Add new commands here.
-SUBCOMMANDS = [_add_demo_data, _add_train, _add_cv, _add_baseline]
+SUBCOMMANDS = [_add_demo_data, _add_train, _add_cv, _add_baseline, _add_export, _add_predict, _add_rank,
+               _add_crop, _add_explain, _add_analyze_metadata]
 
 
 def build_parser() -> argparse.ArgumentParser:

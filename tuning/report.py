@@ -100,10 +100,7 @@ def export_run(run: Path, out: Path) -> str:
 
 def plot_search(table: pd.DataFrame, baseline: float, path: Path) -> None:
     """val RMSE per trial (with the running best) and against the main hyperparameters."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: never changes the caller's backend
 
     done = table.dropna(subset=["val_rmse"]) if "val_rmse" in table else table.iloc[:0]
     panels = [c for c in ("learning_rate", "dropout", "unfreeze", "embedding_units", "head_units",
@@ -111,7 +108,8 @@ def plot_search(table: pd.DataFrame, baseline: float, path: Path) -> None:
     n = 1 + len(panels)
     cols = min(3, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
+    fig = Figure(figsize=(4.5 * cols, 3.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     ax = axes[0][0]
     order = np.arange(len(done))
     ax.plot(order, done.val_rmse, "o", label="trial")
@@ -144,4 +142,3 @@ def plot_search(table: pd.DataFrame, baseline: float, path: Path) -> None:
     fig.suptitle(f"{len(done)} trials")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
