@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 
@@ -372,6 +374,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _library_log_to_stderr():
+    """While a command runs, pawtf's library warnings (e.g. "no metadata CSV given") reach the user as
+    plain lines on standard error, whatever handlers TensorFlow's absl logging has put on the root logger
+    (with those, Python's own fallback never prints them)."""
+    log = logging.getLogger("pawtf")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pawtf.data.schema import DataError
@@ -379,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     from pawtf.train import RunExistsError
 
     try:
-        args.func(args)
+        with _library_log_to_stderr():
+            args.func(args)
     except (DataError, WeightsUnavailableError, RunExistsError, FileNotFoundError) as err:
         print(f"pawtf: error: {err}", file=sys.stderr)
         return 2

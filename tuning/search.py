@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -259,6 +260,9 @@ def main(argv=None) -> int:
         parser.error(str(err))
     from pawtf.data.schema import DataError
 
+    # Hyperband's later rounds load the previous round's checkpoint into a fresh model whose optimizer has
+    # no variables yet: Keras warns that it skips the optimizer state, which is what Hyperband intends.
+    warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     try:
         best = run_search(search, verbose=0 if args.quiet else 1)
     except DataError as err:
