@@ -60,15 +60,22 @@ def make_masks(seed, batch: int, grid: int, p: float, height: int, width: int) -
     >>> m.shape, bool(tf.reduce_min(m) >= 0), bool(tf.reduce_max(m) <= 1)
     (TensorShape([3, 32, 32]), True, True)
     """
+    cells, dy, dx, cell_h, cell_w = mask_draws(seed, batch, grid, p, height, width)
+    rows = tf.gather(resize_weights(grid, (grid + 1) * cell_h), dy[:, None] + tf.range(height)[None])
+    cols = tf.gather(resize_weights(grid, (grid + 1) * cell_w), dx[:, None] + tf.range(width)[None])
+    return tf.matmul(tf.matmul(rows, cells), cols, transpose_b=True)
+
+
+def mask_draws(seed, batch: int, grid: int, p: float, height: int, width: int):
+    """The random part of :func:`make_masks`: binary grids ``[batch, grid, grid]``, shifts ``dy, dx``
+    ``[batch]`` in ``[0, cell)``, and the cell sides ``cell_h, cell_w``."""
     seed = tf.cast(seed, tf.int32)
     cell_h, cell_w = math.ceil(height / grid), math.ceil(width / grid)
     grid_seed, y_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     cells = tf.cast(tf.random.stateless_uniform([batch, grid, grid], grid_seed) < p, tf.float32)
     dy = tf.random.stateless_uniform([batch], y_seed, minval=0, maxval=cell_h, dtype=tf.int32)
     dx = tf.random.stateless_uniform([batch], x_seed, minval=0, maxval=cell_w, dtype=tf.int32)
-    rows = tf.gather(resize_weights(grid, (grid + 1) * cell_h), dy[:, None] + tf.range(height)[None])
-    cols = tf.gather(resize_weights(grid, (grid + 1) * cell_w), dx[:, None] + tf.range(width)[None])
-    return tf.matmul(tf.matmul(rows, cells), cols, transpose_b=True)
+    return cells, dy, dx, cell_h, cell_w
 
 
 def resize_weights(n: int, size: int) -> tf.Tensor:

@@ -1,7 +1,5 @@
 """The saliency methods: shapes, ranges, determinism, and toy models whose answer is known."""
 
-import math
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,7 +7,7 @@ from conftest import SIZE, quadrant_mask, quadrant_model
 
 from pawtf.explain import (METHODS, RISE, GradCAM, SmoothGrad, Target, VanillaGradient,
                            make_explainer, normalize_maps)
-from pawtf.explain.rise import make_masks
+from pawtf.explain.rise import make_masks, mask_draws
 from pawtf.explain.scores import energy_ratio, pointing_hit
 from pawtf.runs import load_run
 
@@ -129,12 +127,7 @@ def test_rise_masks_and_early_stop(toy_model, toy_batch):
 
 def paper_masks(seed, batch, grid, p, height, width):
     """The paper's recipe made literally: resize every grid to (grid + 1) * cell, then crop each."""
-    seed = tf.cast(seed, tf.int32)
-    cell_h, cell_w = math.ceil(height / grid), math.ceil(width / grid)
-    grid_seed, y_seed, x_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    cells = tf.cast(tf.random.stateless_uniform([batch, grid, grid], grid_seed) < p, tf.float32)
-    dy = tf.random.stateless_uniform([batch], y_seed, minval=0, maxval=cell_h, dtype=tf.int32)
-    dx = tf.random.stateless_uniform([batch], x_seed, minval=0, maxval=cell_w, dtype=tf.int32)
+    cells, dy, dx, cell_h, cell_w = mask_draws(seed, batch, grid, p, height, width)
     up = tf.image.resize(cells[..., None], [(grid + 1) * cell_h, (grid + 1) * cell_w],
                          method="bilinear")[..., 0].numpy()
     return np.stack([up[i, dy[i]:dy[i] + height, dx[i]:dx[i] + width] for i in range(batch)])
