@@ -27,7 +27,8 @@ from pawtf.data.demo import make_demo  # noqa: E402
 from pawtf.data.images import load_rgb  # noqa: E402
 from pawtf.data.pipeline import make_dataset  # noqa: E402
 from pawtf.data.split import VIEW_COLUMN  # noqa: E402
-from pawtf.models.popularity import build_model, image_size, score_loss, training_model  # noqa: E402
+from pawtf.models.popularity import build_model, image_size, training_model  # noqa: E402
+from pawtf.tasks import score_loss  # noqa: E402
 from pawtf.train import fold_data, load_table  # noqa: E402
 
 

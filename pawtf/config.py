@@ -60,8 +60,14 @@ class DataConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-    """The popularity model: backbone, branches and head."""
+    """The popularity model: task, backbone, branches and heads.
 
+    `task` (see `pawtf.tasks`) says what the model predicts: ``score`` (Pawpularity), ``multitask``
+    (Pawpularity and the 12 flags from the image alone), ``attribute-fed`` (flags predicted from the
+    image feed the score head: two stages) or ``buckets`` (Poor / Average / Great by training terciles).
+    """
+
+    task: str = "score"
     backbone: str = "efficientnet_lite0"
     weights: str | None = "imagenet"
     image_size: int | None = None  # None: the backbone's default input size
@@ -72,6 +78,10 @@ class ModelConfig:
     head_units: int = 128
     dropout: float = 0.3
     loss: str = "mse"  # "mse" on the score, or "bce": sigmoid on score/100
+    # Heads that predict the flags (multitask, attribute-fed):
+    score_loss_weight: float = 1.0  # an mse score loss is divided by the training scores' variance
+    flags_loss_weight: float = 1.0
+    flag_balance: str = "balanced"  # per-flag class weights from the training fold, or "none"
 
 
 @dataclasses.dataclass
@@ -86,6 +96,7 @@ class TrainConfig:
     early_stopping_patience: int = 4
     seed: int = 0
     jit_compile: bool = False  # XLA is ~10x slower on small CPUs; turn it on for GPUs
+    oof_folds: int = 5  # attribute-fed: inner folds giving training rows out-of-fold predicted flags
 
 
 @dataclasses.dataclass

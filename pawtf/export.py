@@ -12,7 +12,11 @@ Signatures (input names follow TF Serving's REST convention, so
 ``serving_default``
     ``image_bytes`` tf.string [batch] (encoded JPEG, PNG, GIF, BMP or WebP) and, unless the model is
     image-only, ``metadata`` float32 [batch, 12] (the flags in ``pawtf.data.schema.FLAGS`` order, 0 or 1).
-    Returns ``pawpularity`` float32 [batch] on the 0-100 scale.
+    Returns what the run's task predicts (see :mod:`pawtf.tasks`): ``pawpularity`` float32 [batch] on the
+    0-100 scale (score, multitask, attribute-fed); ``flags`` float32 [batch, 12] and one
+    ``flag_<name>`` [batch] per flag, e.g. ``flag_subject_focus`` (multitask, attribute-fed:
+    probabilities); ``bucket_probabilities`` [batch, 3] (Poor, Average, Great) and ``bucket`` tf.string
+    [batch] (buckets).
 ``serving_decoded``
     ``image`` float32 [batch, height, width, 3] (RGB pixels 0-255; resized in-graph unless already at the
     model's size) and ``metadata`` as above; same output.
@@ -47,6 +51,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from pawtf import tasks
 from pawtf.data.images import BACKGROUND, DEFAULT_MAX_PIXELS
 from pawtf.data.schema import FLAGS
 
@@ -332,21 +337,40 @@ def decode_batch(image_bytes: tf.Tensor, size: int, max_pixels: int = DEFAULT_MA
 # Signatures
 
 
+def flag_output_name(flag: str) -> str:
+    """The signature output holding one flag's probability.
+
+    >>> flag_output_name("Subject Focus")
+    'flag_subject_focus'
+    """
+    return "flag_" + flag.lower().replace(" ", "_")
+
+
 def _outputs(y) -> dict[str, tf.Tensor]:
     """Model outputs -> signature outputs: one named tensor each, [batch, 1] squeezed to [batch].
 
-    A single-output model gives ``{"pawpularity": ...}``; a model with named outputs (a dict) keeps its
-    names, so later heads (flags, score buckets) appear in the signature without changing it.
+    ``pawpularity`` [batch] (score heads); ``flags`` [batch, 12] and one ``flag_<name>`` [batch] per flag
+    (flag heads: probabilities); ``bucket_probabilities`` [batch, 3] (Poor, Average, Great) and
+    ``bucket`` [batch] (the most probable label, a string) for a buckets head.
     """
-    from pawtf.models.popularity import OUTPUT
-
-    named = dict(y) if isinstance(y, dict) else {OUTPUT: y}
+    named = dict(y) if isinstance(y, dict) else {tasks.SCORE_OUTPUT: y}
 
     def squeeze(t):
+        t = tf.cast(t, tf.float32) if t.dtype != tf.float32 else t
         return tf.squeeze(t, -1) if t.shape.rank == 2 and t.shape[-1] == 1 else t
 
-    return {name: squeeze(tf.cast(t, tf.float32) if t.dtype != tf.float32 else t)
-            for name, t in named.items()}
+    out = {}
+    for name, t in named.items():
+        t = squeeze(t)
+        if name == tasks.BUCKETS_OUTPUT:
+            out["bucket_probabilities"] = t
+            out["bucket"] = tf.gather(tf.constant(tasks.BUCKET_LABELS), tf.argmax(t, axis=-1))
+            continue
+        out[name] = t
+        if name == tasks.FLAGS_OUTPUT:
+            for j, flag in enumerate(FLAGS):
+                out[flag_output_name(flag)] = t[:, j]
+    return out
 
 
 def _check_metadata(metadata: tf.Tensor, batch: tf.Tensor) -> tf.Tensor:
@@ -456,7 +480,11 @@ def _check(path: Path, model, size: int, uses_metadata: bool) -> None:
     expected = _outputs(model(keras_inputs, training=False))
     got = loaded.signatures[SERVING_DECODED](image=tf.constant(images), **extra)
     for name, want in expected.items():
-        diff = float(np.max(np.abs(got[name].numpy() - want.numpy())))
+        if want.dtype == tf.string:
+            same = np.array_equal(got[name].numpy(), want.numpy())
+            diff = 0.0 if same else np.inf
+        else:
+            diff = float(np.max(np.abs(got[name].numpy() - want.numpy())))
         if not diff <= CHECK_TOLERANCE:
             raise ExportError(f"the reloaded SavedModel differs from the Keras model by {diff:.3g} "
                               f"on {name!r}; nothing was published")
@@ -508,7 +536,14 @@ def _write(path: Path, model, size: int, uses_metadata: bool, max_pixels: int) -
 def _info(run, max_pixels: int) -> dict:
     uses_metadata = bool(run.uses_metadata)
     extra = [METADATA] if uses_metadata else []
-    outputs = sorted(_outputs_names(run.model))
+    outputs = sorted(_signature_output_names(run.model))
+    task = run.task
+    heads = {}
+    if tasks.predicts_flags(task):
+        heads["output_flags"] = list(FLAGS)
+    if task == tasks.BUCKETS:
+        heads["bucket_labels"] = list(tasks.BUCKET_LABELS)
+        heads["bucket_edges"] = run.metrics.get("bucket_edges")
     return {
         "pawtf_version": _pawtf_version(),
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -516,6 +551,8 @@ def _info(run, max_pixels: int) -> dict:
         "image_size": int(run.image_size),
         "uses_metadata": uses_metadata,
         "flags": list(FLAGS) if uses_metadata else [],
+        "task": task,
+        **heads,
         "backbone": run.config.model.backbone,
         "signatures": {
             SERVING_DEFAULT: {"inputs": [IMAGE_BYTES] + extra, "outputs": outputs},
@@ -549,11 +586,11 @@ def _publish(tmp: Path, base: Path) -> Path:
         return target
 
 
-def _outputs_names(model) -> list[str]:
-    from pawtf.models.popularity import OUTPUT
-
-    names = getattr(model, "output_names", None)
-    return list(names) if isinstance(model.output, dict) and names else [OUTPUT]
+def _signature_output_names(model) -> list[str]:
+    """The signature's output names for `model` (traced symbolically, no data)."""
+    names = list(getattr(model, "output_names", None) or []) if isinstance(model.output, dict) else []
+    named = {n: tf.zeros([1, int(model.get_layer(n).output.shape[-1])]) for n in names}
+    return list(_outputs(named or tf.zeros([1, 1])))
 
 
 def _pawtf_version() -> str:

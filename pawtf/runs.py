@@ -19,6 +19,7 @@ from pathlib import Path
 
 import keras
 
+from pawtf import tasks
 from pawtf.config import RunConfig
 from pawtf.models.popularity import image_size
 
@@ -39,8 +40,13 @@ class Run:
         return image_size(self.config.model)
 
     @property
+    def task(self) -> str:
+        return self.config.model.task
+
+    @property
     def uses_metadata(self) -> bool:
-        return self.config.model.use_metadata
+        """Whether the model takes the 12 flags as an input (image-only tasks never do)."""
+        return tasks.takes_metadata(self.task, self.config.model.use_metadata)
 
 
 def load_run(path: str | Path) -> Run:

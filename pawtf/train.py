@@ -4,11 +4,15 @@ A run folder holds everything that comes after training needs, and is the only c
 
 - ``config.json``: the `RunConfig` (backbone, image size, preprocessing, flags: see `pawtf.runs`)
 - ``model.keras``: the best epoch's model (written whenever validation RMSE improves)
-- ``metrics.json``: ``val_rmse``, ``baseline_rmse`` (the training mean predicted for every validation
-  row), ``n_train``, ``n_val``, ``epochs_run``, ... (RMSE always on the 0-100 scale)
+- ``metrics.json``: the task's figures, each with its trivial baseline: ``val_rmse`` and
+  ``baseline_rmse`` (the training mean predicted for every validation row; 0-100 scale) for score heads,
+  ``flag_auc`` (per flag), ``mean_flag_auc`` and ``baseline_flag_auc`` for flag heads,
+  ``bucket_accuracy``, ``bucket_macro_f1`` and the majority class's for buckets; then ``n_train``,
+  ``n_val``, ``epochs_run``, ``train_stats`` (training-fold mean, flag rates, bucket edges), ...
 - ``split.csv``: every row's Id, fold and role (train/val), so held-out rows stay known
 - ``history.csv`` and ``logs/`` (TensorBoard)
 - ``backup/`` while training: a killed run resumes from its last finished epoch when started again
+- ``attribute-fed`` runs add ``stage1/`` and ``stage2/`` (each a run folder) and ``predicted_flags.csv``
 
 Example:
 
@@ -34,19 +38,18 @@ import pandas as pd
 from pawtf.config import RunConfig
 from pawtf.data.folder import format_report, load_folder
 from pawtf.data.pipeline import make_dataset
-from pawtf.data.schema import ID_COLUMN, TARGET_COLUMN
+from pawtf import tasks
+from pawtf.data.schema import FLAGS, ID_COLUMN
 from pawtf.data.split import check_no_leak, make_folds, oversample
-from pawtf.models.popularity import build_model, image_size, score_loss, training_model
+from pawtf.models.popularity import (FLAGS_LOGITS, IMAGE_EMBEDDING, build_head_model, build_model,
+                                     embedding_model, image_size, training_model, transfer_weights)
 
 
 class RunExistsError(RuntimeError):
     """The run folder holds a finished run, or one made with a different configuration."""
 
 
-def rmse(y_true, y_pred) -> float:
-    y_true = np.asarray(y_true, float).ravel()
-    y_pred = np.asarray(y_pred, float).ravel()
-    return float(np.sqrt(np.mean((y_true - y_pred) ** 2)))
+
 
 
 @dataclasses.dataclass
@@ -129,36 +132,53 @@ def _prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
 def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbose="auto",
           table: pd.DataFrame | None = None, callbacks: list | None = None) -> dict:
     """Train one fold and write the run folder `out_dir`; returns the metrics. Re-running a killed run
-    with the same settings resumes it from its last finished epoch. `table` skips re-validating an
-    already loaded table; `callbacks` run after pawtf's own (the run's backup is already saved when
-    they see an epoch end)."""
+    with the same settings resumes it from its last finished epoch (an ``attribute-fed`` run, from its
+    last finished stage and epoch). `table` skips re-validating an already loaded table; `callbacks` run
+    after pawtf's own (the run's backup is already saved when they see an epoch end)."""
     out = Path(out_dir)
+    tasks.check_task(cfg.model.task)
     _prepare_run_dir(out, cfg, overwrite)
     keras.utils.set_random_seed(cfg.train.seed)
     table = load_table(cfg, progress=verbose != 0) if table is None else table
     data = fold_data(cfg, table)
     data.split_table().to_csv(out / "split.csv", index=False)
+    if cfg.model.task == tasks.ATTRIBUTE_FED:
+        metrics = _train_attribute_fed(cfg, out, data, verbose=verbose, callbacks=callbacks)
+    else:
+        metrics = _fit(cfg, out, data, verbose=verbose, callbacks=callbacks)
+    _write_json(out / "metrics.json", metrics)
+    return metrics
 
+
+def _fit(cfg: RunConfig, out: Path, data: FoldData, *, verbose, callbacks=None, prepare=None) -> dict:
+    """Fit the model of `cfg` on `data` into the prepared run folder `out`; the best epoch's model is
+    ``out/model.keras``. `prepare(model)` may load and freeze weights before compiling. Returns the
+    metrics (not yet written)."""
+    task, batch = cfg.model.task, cfg.train.batch_size
+    stats = tasks.TaskStats.from_rows(data.train)
     size = image_size(cfg.model)
-    train_mean = float(data.train[TARGET_COLUMN].mean())
-    model = build_model(cfg.model, initial_score=train_mean)
+    model = build_model(cfg.model, initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
+    if prepare is not None:
+        prepare(model)
     fit_model = training_model(model)
     fit_model.compile(
         optimizer=keras.optimizers.AdamW(cfg.train.learning_rate, weight_decay=cfg.train.weight_decay),
-        loss=score_loss(cfg.model.loss),
-        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
         jit_compile=cfg.train.jit_compile,
+        **tasks.compile_args(cfg.model, stats),
     )
-    batch = cfg.train.batch_size
-    opts = {"cache": cfg.data.cache, "with_metadata": cfg.model.use_metadata}
-    train_ds = make_dataset(data.plan, size, batch, training=True, seed=cfg.train.seed, **opts)
-    val_ds = make_dataset(data.val, size, batch, with_view=True, **opts)
+    with_metadata = tasks.takes_metadata(task, cfg.model.use_metadata)
+    opts = {"cache": cfg.data.cache, "with_metadata": with_metadata}
+    train_ds = make_dataset(data.plan, size, batch, training=True, seed=cfg.train.seed,
+                            targets=tasks.targets(task, data.plan, stats), **opts)
+    val_ds = make_dataset(data.val, size, batch, with_view=True,
+                          targets=tasks.targets(task, data.val, stats), **opts)
+    monitor = tasks.monitor(task)
     all_callbacks = [
         keras.callbacks.BackupAndRestore(str(out / "backup")),
-        SaveBest(model, out / "model.keras"),
-        keras.callbacks.ReduceLROnPlateau("val_rmse", factor=0.1, patience=cfg.train.plateau_patience,
+        SaveBest(model, out / "model.keras", monitor),
+        keras.callbacks.ReduceLROnPlateau(monitor, factor=0.1, patience=cfg.train.plateau_patience,
                                           min_lr=1e-7),
-        keras.callbacks.EarlyStopping("val_rmse", patience=cfg.train.early_stopping_patience,
+        keras.callbacks.EarlyStopping(monitor, patience=cfg.train.early_stopping_patience,
                                       restore_best_weights=True),
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "logs"), write_graph=False),
@@ -171,13 +191,13 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
 
     best = keras.saving.load_model(out / "model.keras")
     pred = best.predict(make_dataset(data.val, size, batch, with_target=False, cache=False,
-                                     with_metadata=cfg.model.use_metadata), verbose=0)
+                                     with_metadata=with_metadata), verbose=0)
     history = pd.read_csv(out / "history.csv")
     best_state = json.loads((out / "best.json").read_text())
-    metrics = {
-        "val_rmse": rmse(data.val[TARGET_COLUMN], pred),
-        "baseline_rmse": rmse(data.val[TARGET_COLUMN], np.full(len(data.val), train_mean)),
-        "train_mean": train_mean,
+    return {
+        "task": task,
+        **tasks.evaluate(task, tasks.as_dict(pred, task), data.val, stats),
+        "train_mean": stats.score_mean,
         "n_train": len(data.train),
         "n_train_oversampled": len(data.plan),
         "n_val": len(data.val),
@@ -186,9 +206,164 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
         "fit_seconds_this_session": round(seconds, 1),
         "fold": data.fold,
         "folds": cfg.data.folds,
+        "train_stats": stats.to_dict(),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attribute-fed: two stages
+
+
+def _train_attribute_fed(cfg: RunConfig, out: Path, data: FoldData, *, verbose, callbacks=None) -> dict:
+    """Stage 1 (``out/stage1``): a multitask model. Then every training row gets flags predicted
+    out-of-fold (heads refitted on the other inner folds' pooled backbone features) and every validation
+    row the stage-1 head's flags (``out/predicted_flags.csv``). Stage 2 (``out/stage2``): a score model
+    with stage 1's backbone and image embedding frozen, trained with those predicted flags as metadata.
+    The served model (``out/model.keras``) joins them: image -> flags head -> metadata branch -> score."""
+    stage1_cfg = _variant(cfg, task=tasks.MULTITASK)
+    stage1, stage1_metrics = _stage(stage1_cfg, out / "stage1", data, verbose=verbose, callbacks=callbacks)
+    predicted = predicted_flags(stage1, stage1_cfg, data, out / PREDICTED_FLAGS, verbose=verbose)
+    fed = _with_flags(data, predicted)
+
+    shared = [layer.name for layer in embedding_model(stage1).layers] + [IMAGE_EMBEDDING]
+
+    def from_stage1(model):
+        transfer_weights(stage1, model, only=shared)
+        for name in shared:
+            model.get_layer(name).trainable = False
+
+    stage2_cfg = _variant(cfg, task=tasks.SCORE)
+    stage2, stage2_metrics = _stage(stage2_cfg, out / "stage2", fed, verbose=verbose, prepare=from_stage1,
+                                    callbacks=callbacks)
+
+    stats = tasks.TaskStats.from_rows(data.train)
+    served = build_model(dataclasses.replace(cfg.model, weights=None), stats.score_mean,
+                         stats.flag_prevalence)
+    transfer_weights(stage2, served)
+    transfer_weights(stage1, served, only=[FLAGS_LOGITS])
+    tmp = out / "model.tmp.keras"
+    served.save(tmp)
+    tmp.replace(out / "model.keras")
+
+    size = image_size(cfg.model)
+    pred = served.predict(make_dataset(data.val, size, cfg.train.batch_size, with_target=False,
+                                       cache=False, with_metadata=False), verbose=0)
+    metrics = {
+        "task": tasks.ATTRIBUTE_FED,
+        **tasks.evaluate(tasks.ATTRIBUTE_FED, tasks.as_dict(pred, tasks.ATTRIBUTE_FED), data.val, stats),
+        "train_mean": stats.score_mean,
+        "n_train": len(data.train),
+        "n_train_oversampled": len(data.plan),
+        "n_val": len(data.val),
+        "oof_folds": cfg.train.oof_folds,
+        "stage1": {k: stage1_metrics.get(k) for k in ("val_rmse", "mean_flag_auc", "best_epoch",
+                                                      "epochs_run")},
+        "stage2": {k: stage2_metrics.get(k) for k in ("val_rmse", "best_epoch", "epochs_run")},
+        "fold": data.fold,
+        "folds": cfg.data.folds,
+        "train_stats": stats.to_dict(),
+    }
+    if cfg.model.unfreeze:
+        metrics["oof_note"] = ("the backbone was fine-tuned on all training rows in stage 1; out-of-fold "
+                               "flags refit the heads only")
     return metrics
+
+
+#: Where an attribute-fed run keeps the predicted flags its stage 2 trained and validated on.
+PREDICTED_FLAGS = "predicted_flags.csv"
+
+
+def _variant(cfg: RunConfig, **model_changes) -> RunConfig:
+    variant = RunConfig.from_dict(cfg.to_dict())
+    variant.model = dataclasses.replace(variant.model, **model_changes)
+    return variant
+
+
+def _stage(cfg: RunConfig, out: Path, data: FoldData, *, verbose, prepare=None, callbacks=None):
+    """One stage as its own (resumable) run folder; a finished stage is loaded, not retrained."""
+    if (out / "metrics.json").exists():
+        RunConfig.load(out / "config.json")  # fails loudly on a damaged stage
+        metrics = json.loads((out / "metrics.json").read_text())
+    else:
+        _prepare_run_dir(out, cfg, overwrite=False)
+        data.split_table().to_csv(out / "split.csv", index=False)
+        metrics = _fit(cfg, out, data, verbose=verbose, callbacks=callbacks, prepare=prepare)
+        _write_json(out / "metrics.json", metrics)
+    return keras.saving.load_model(out / "model.keras"), metrics
+
+
+def predicted_flags(stage1: keras.Model, cfg: RunConfig, data: FoldData, path: Path,
+                    verbose="auto") -> pd.DataFrame:
+    """Flag probabilities by Id: out-of-fold for training rows, stage 1's for validation rows.
+
+    Training rows are split into ``cfg.train.oof_folds`` inner folds; for each, a fresh multitask head
+    (same layers as stage 1's) is fitted on the pooled backbone features of the other inner folds'
+    rows and predicts the held-out ones. Stored in `path` (column ``role``: ``oof`` or ``val``), reused
+    when the run resumes.
+    """
+    if path.exists():
+        return pd.read_csv(path).set_index(ID_COLUMN)
+    size, batch = image_size(cfg.model), cfg.train.batch_size
+    rows = pd.concat([data.train, data.val])
+    images = make_dataset(rows, size, batch, with_target=False, with_metadata=False, cache=False)
+    features = embedding_model(stage1).predict(images.map(lambda x: x["image"]), verbose=0)
+    train_x, val_x = features[:len(data.train)], features[len(data.train):]
+
+    head = build_head_model(cfg.model, features.shape[1])
+    transfer_weights(stage1, head)
+    val_flags = head.predict(val_x, batch_size=256, verbose=0)[tasks.FLAGS_OUTPUT]
+
+    k = cfg.train.oof_folds
+    if k < 2:
+        raise ValueError(f"oof_folds must be >= 2, got {k}")
+    inner = make_folds(data.train, k=k, seed=cfg.train.seed, n_bins=cfg.data.score_bins)
+    oof = np.zeros((len(data.train), len(FLAGS)), np.float32)
+    rng = np.random.default_rng(cfg.train.seed)
+    for j in range(k):
+        fit_idx = rng.permutation(np.flatnonzero(inner != j))
+        fit_rows = data.train.iloc[fit_idx]
+        stats = tasks.TaskStats.from_rows(fit_rows)
+        inner_head = build_head_model(cfg.model, features.shape[1], stats.score_mean, stats.flag_prevalence)
+        inner_head.compile(optimizer=keras.optimizers.AdamW(cfg.train.learning_rate,
+                                                            weight_decay=cfg.train.weight_decay),
+                           **tasks.compile_args(cfg.model, stats))
+        inner_head.fit(train_x[fit_idx], tasks.targets(tasks.MULTITASK, fit_rows, stats),
+                       batch_size=batch, epochs=OOF_EPOCHS, validation_split=0.1, verbose=0,
+                       callbacks=[keras.callbacks.EarlyStopping(
+                           "val_loss", patience=cfg.train.early_stopping_patience,
+                           restore_best_weights=True)])
+        held = inner == j
+        oof[held] = inner_head.predict(train_x[held], batch_size=256, verbose=0)[tasks.FLAGS_OUTPUT]
+        if verbose:
+            print(f"out-of-fold flags: inner fold {j + 1}/{k} done")
+    table = pd.DataFrame(np.concatenate([oof, val_flags]), columns=list(FLAGS))
+    table.insert(0, "role", ["oof"] * len(data.train) + ["val"] * len(data.val))
+    table.insert(0, ID_COLUMN, rows[ID_COLUMN].to_numpy())
+    tmp = path.with_suffix(".tmp")
+    table.to_csv(tmp, index=False, float_format="%.5f")
+    tmp.replace(path)
+    return table.set_index(ID_COLUMN)
+
+
+#: Most epochs an out-of-fold flag head trains (early stopping on a tenth of its rows ends it sooner).
+OOF_EPOCHS = 60
+
+
+def _with_flags(data: FoldData, flags: pd.DataFrame) -> FoldData:
+    """`data` with every row's flag columns replaced by `flags` (by Id)."""
+
+    def swap(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = rows.copy()
+        rows[list(FLAGS)] = flags.loc[rows[ID_COLUMN], list(FLAGS)].to_numpy(np.float32)
+        return rows
+
+    return dataclasses.replace(data, train=swap(data.train), val=swap(data.val), plan=swap(data.plan))
+
+
+def _write_json(path: Path, values: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(values, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
@@ -206,10 +381,32 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
         else:
             metrics = train(fold_cfg, run, overwrite=overwrite, verbose=verbose, table=table)
         results.append(metrics)
-        print(f"fold {k}: val_rmse {metrics['val_rmse']:.3f} (baseline {metrics['baseline_rmse']:.3f})")
-    val = np.array([m["val_rmse"] for m in results])
-    base = np.array([m["baseline_rmse"] for m in results])
-    summary = {"rmse_mean": float(val.mean()), "rmse_std": float(val.std(ddof=1)),
-               "baseline_rmse_mean": float(base.mean()), "folds": [m["val_rmse"] for m in results]}
-    (out / "cv.json").write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"fold {k}: " + headline(metrics))
+    summary = {"task": cfg.model.task}
+    for key in CV_FIGURES:
+        values = np.array([m[key] for m in results if m.get(key) is not None], float)
+        if len(values) == len(results):
+            summary[f"{key}_mean"] = float(values.mean())
+            summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            summary[f"{key}_folds"] = values.tolist()
+    _write_json(out / "cv.json", summary)
     return summary
+
+
+#: The figures `cross_validate` averages over folds (those a task reports).
+CV_FIGURES = ("val_rmse", "baseline_rmse", "mean_flag_auc", "bucket_accuracy", "bucket_macro_f1",
+              "baseline_bucket_accuracy", "baseline_bucket_macro_f1")
+
+
+def headline(metrics: dict) -> str:
+    """One line with a run's main figures and their trivial baselines."""
+    parts = []
+    if metrics.get("val_rmse") is not None:
+        parts.append(f"val_rmse {metrics['val_rmse']:.3f} (mean predictor {metrics['baseline_rmse']:.3f})")
+    if metrics.get("mean_flag_auc") is not None:
+        parts.append(f"mean flag ROC-AUC {metrics['mean_flag_auc']:.3f} (constant 0.5)")
+    if metrics.get("bucket_accuracy") is not None:
+        parts.append(f"bucket accuracy {metrics['bucket_accuracy']:.3f} (majority "
+                     f"{metrics['baseline_bucket_accuracy']:.3f}), macro-F1 {metrics['bucket_macro_f1']:.3f}"
+                     f" (majority {metrics['baseline_bucket_macro_f1']:.3f})")
+    return "; ".join(parts)

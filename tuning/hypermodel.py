@@ -26,8 +26,9 @@ from pawtf.config import RunConfig
 from pawtf.data.pipeline import make_dataset, metadata_array
 from pawtf.data.schema import TARGET_COLUMN
 from pawtf.data.split import VIEW_COLUMN
-from pawtf.models.popularity import (build_head_model, build_model, image_size, score_loss,
-                                     training_model, transfer_weights)
+from pawtf.models.popularity import (build_head_model, build_model, image_size, training_model,
+                                     transfer_weights)
+from pawtf.tasks import score_loss
 from pawtf.train import FoldData, fold_data
 from tuning.embeddings import EmbeddingCache
 from tuning.space import SearchConfig

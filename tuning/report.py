@@ -12,7 +12,7 @@ import pandas as pd
 from pawtf.data.pipeline import make_dataset
 from pawtf.data.schema import TARGET_COLUMN
 from pawtf.models.popularity import image_size
-from pawtf.train import rmse
+from pawtf.tasks import rmse
 
 TRIAL_METRICS = ("val_rmse", "epochs", "seconds", "epoch_seconds", "overhead_seconds", "cached")
 

@@ -45,17 +45,20 @@ def metadata_array(table: pd.DataFrame) -> np.ndarray:
 
 def make_dataset(table: pd.DataFrame, image_size: int, batch_size: int = 32, *,
                  training: bool = False, with_view: bool | None = None, with_target: bool | None = None,
-                 with_metadata: bool = True, seed: int = 0, cache: bool | str = True, images: np.ndarray | None = None
-                 ) -> tf.data.Dataset:
+                 with_metadata: bool = True, seed: int = 0, cache: bool | str = True,
+                 images: np.ndarray | None = None, targets=None) -> tf.data.Dataset:
     """Batches for Keras.
 
     `training` shuffles (reshuffled each epoch). `with_view` adds the rows' view codes (column `view`,
     0 when absent) for the training model; defaults to `training`. `with_metadata=False` is for image-only
     models. `with_target` defaults to whether the
     table has scores. `cache` is True (memory), a file prefix (disk) or False. `images` optionally gives
-    already-decoded uint8 images aligned with the rows (then no file is read).
+    already-decoded uint8 images aligned with the rows (then no file is read). `targets` replaces the
+    score target: an array or a dict of arrays (one per model output) aligned with the rows.
     """
     with_view = training if with_view is None else with_view
+    if targets is not None:
+        with_target = True
     with_target = (TARGET_COLUMN in table) if with_target is None else with_target
     inputs = {"metadata": metadata_array(table)} if with_metadata else {}
     if with_view:
@@ -67,7 +70,9 @@ def make_dataset(table: pd.DataFrame, image_size: int, batch_size: int = 32, *,
         inputs["image"] = table["path"].astype(str).to_numpy()
     elements = (inputs,)
     if with_target:
-        elements += (table[TARGET_COLUMN].to_numpy(dtype=np.float32).reshape(-1, 1),)
+        if targets is None:
+            targets = table[TARGET_COLUMN].to_numpy(dtype=np.float32).reshape(-1, 1)
+        elements += (targets,)
     ds = tf.data.Dataset.from_tensor_slices(elements if with_target else inputs)
     if images is None:
         def load(x, *y):

@@ -7,7 +7,8 @@ mean predictor instead of climbing towards it.
 
 Example:
 
->>> from pawtf.config import ModelConfig
+>>> from pawtf import tasks
+from pawtf.config import ModelConfig
 >>> from pawtf.models.popularity import build_model
 >>> model = build_model(ModelConfig(backbone="mobilenetv2", weights=None, image_size=64))
 >>> [t.name for t in model.inputs], model.output.shape
@@ -17,16 +18,21 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Iterable, Sequence
 
 import keras
+import numpy as np
 
+from pawtf import tasks
 from pawtf.config import ModelConfig
 from pawtf.data.augment import ViewAugment
 from pawtf.data.schema import FLAGS
 from pawtf.models import backbones
 
-OUTPUT = "pawpularity"
+OUTPUT = tasks.SCORE_OUTPUT  # "pawpularity"
 EMBEDDING = "image_pool"  # the pooled backbone features: what frozen-backbone trials cache
+IMAGE_EMBEDDING = "image_embedding"  # the Dense layer every head starts from
+FLAGS_LOGITS = "flags_logits"
 
 
 def image_size(cfg: ModelConfig) -> int:
@@ -34,10 +40,12 @@ def image_size(cfg: ModelConfig) -> int:
     return cfg.image_size or backbones.get(cfg.backbone).default_size
 
 
-def build_model(cfg: ModelConfig, initial_score: float = 38.0) -> keras.Model:
-    """Build the functional popularity model described by `cfg`.
+def build_model(cfg: ModelConfig, initial_score: float = 38.0,
+                flag_prior: Sequence[float] | None = None) -> keras.Model:
+    """Build the functional model of `cfg.task` described by `cfg` (see `pawtf.tasks`).
 
     `initial_score` (0-100) is what the untrained model predicts: pass the training fold's mean.
+    `flag_prior` (12 prevalences) starts a flags head at the training fold's flag rates.
     """
     spec = backbones.get(cfg.backbone)
     size = image_size(cfg)
@@ -52,35 +60,65 @@ def build_model(cfg: ModelConfig, initial_score: float = 38.0) -> keras.Model:
     set_trainable(backbone, cfg.unfreeze)
     features = keras.layers.Identity(name=backbones.FEATURES_LAYER)(spec.features(backbone))
     embedding = keras.layers.GlobalAveragePooling2D(name=EMBEDDING)(features)
-    inputs, output = _head(embedding, cfg, initial_score)
-    return keras.Model([image, *inputs], output, name=f"pawpularity_{cfg.backbone}")
+    inputs, outputs = _heads(embedding, cfg, initial_score, flag_prior)
+    return keras.Model([image, *inputs], outputs, name=f"pawpularity_{cfg.backbone}")
 
 
-def build_head_model(cfg: ModelConfig, embedding_dim: int, initial_score: float = 38.0) -> keras.Model:
+def build_head_model(cfg: ModelConfig, embedding_dim: int, initial_score: float = 38.0,
+                     flag_prior: Sequence[float] | None = None) -> keras.Model:
     """The model minus its backbone: input ``embedding`` (the pooled backbone features, see
-    `embedding_model`) and ``metadata``. Its layers are named as in `build_model`, so a head trained on
-    cached embeddings moves into the full model with `transfer_weights`."""
+    `embedding_model`) and, where the task takes it, ``metadata``. Its layers are named as in
+    `build_model`, so a head trained on cached embeddings moves into the full model with
+    `transfer_weights`."""
     embedding = keras.Input((embedding_dim,), name="embedding")
-    inputs, output = _head(embedding, cfg, initial_score)
-    return keras.Model([embedding, *inputs], output, name="pawpularity_head")
+    inputs, outputs = _heads(embedding, cfg, initial_score, flag_prior)
+    return keras.Model([embedding, *inputs], outputs, name="pawpularity_head")
 
 
-def _head(embedding, cfg: ModelConfig, initial_score: float):
-    """Image embedding (+ metadata branch) -> fusion -> Dense/Dropout -> score. Returns (extra inputs,
-    output)."""
-    x = keras.layers.Dense(cfg.embedding_units, activation="relu", name="image_embedding")(embedding)
-    inputs = []
-    if cfg.use_metadata:
-        metadata = keras.Input((len(FLAGS),), name="metadata")
-        inputs.append(metadata)
-        m = metadata
+def _heads(embedding, cfg: ModelConfig, initial_score: float, flag_prior):
+    """Image embedding -> the task's heads. Returns (extra inputs, outputs).
+
+    The score (or buckets) head fuses the image embedding with a metadata branch fed by the true flags
+    (input ``metadata``) or, for ``attribute-fed``, by the flags head's predictions. Layer names are the
+    same whatever the task, so weights move between a task's stages by name.
+    """
+    task = tasks.check_task(cfg.task)
+    if task == tasks.ATTRIBUTE_FED and not cfg.use_metadata:
+        raise ValueError("attribute-fed feeds predicted flags to the metadata branch: it needs "
+                         "use_metadata=True")
+    x = keras.layers.Dense(cfg.embedding_units, activation="relu", name=IMAGE_EMBEDDING)(embedding)
+    inputs, outputs, flags = [], {}, None
+    if tasks.predicts_flags(task):
+        flags = _flags_output(keras.layers.Dropout(cfg.dropout, name="flags_dropout")(x), flag_prior)
+        outputs[tasks.FLAGS_OUTPUT] = flags
+    if tasks.takes_metadata(task, cfg.use_metadata):
+        flags = keras.Input((len(FLAGS),), name="metadata")
+        inputs.append(flags)
+    if task == tasks.MULTITASK:
+        flags = None  # the score head sees the image only
+    h = x
+    if flags is not None:
+        m = flags
         for i, units in enumerate(cfg.metadata_units):
             m = keras.layers.Dense(units, activation="relu", name=f"metadata_dense{i}")(m)
-        x = keras.layers.Concatenate(name="fusion")([x, m])
-    x = keras.layers.Dropout(cfg.dropout, name="fusion_dropout")(x)
-    x = keras.layers.Dense(cfg.head_units, activation="relu", name="head_dense")(x)
-    x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
-    return inputs, _score_output(x, cfg.loss, initial_score)
+        h = keras.layers.Concatenate(name="fusion")([h, m])
+    h = keras.layers.Dropout(cfg.dropout, name="fusion_dropout")(h)
+    h = keras.layers.Dense(cfg.head_units, activation="relu", name="head_dense")(h)
+    h = keras.layers.Dropout(cfg.dropout, name="head_dropout")(h)
+    if task == tasks.BUCKETS:
+        logits = keras.layers.Dense(len(tasks.BUCKET_LABELS), name="bucket_logits")(h)
+        outputs[tasks.BUCKETS_OUTPUT] = keras.layers.Softmax(name=tasks.BUCKETS_OUTPUT)(logits)
+    else:
+        outputs[OUTPUT] = _score_output(h, cfg.loss, initial_score)
+    return inputs, outputs[OUTPUT] if task == tasks.SCORE else outputs
+
+
+def _flags_output(x, prior):
+    """Dense(12) -> sigmoid named ``flags``, started at the prevalences `prior` (0.5 when unknown)."""
+    p = np.clip(np.asarray(prior if prior is not None else [0.5] * len(FLAGS), float), 1e-3, 1 - 1e-3)
+    logits = keras.layers.Dense(len(FLAGS), bias_initializer=keras.initializers.Constant(np.log(p / (1 - p))),
+                                name=FLAGS_LOGITS)(x)
+    return keras.layers.Activation("sigmoid", name=tasks.FLAGS_OUTPUT)(logits)
 
 
 def embedding_model(model: keras.Model) -> keras.Model:
@@ -89,9 +127,13 @@ def embedding_model(model: keras.Model) -> keras.Model:
                        name="embedding")
 
 
-def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
-    """Copy the weights of every layer that `target` shares by name with `source`; returns the names."""
+def transfer_weights(source: keras.Model, target: keras.Model,
+                     only: Iterable[str] | None = None) -> list[str]:
+    """Copy the weights of every layer that `target` shares by name with `source` (restricted to the
+    names in `only` when given); returns the names."""
     names = {l.name for l in target.layers}
+    if only is not None:
+        names &= set(only)
     copied = []
     for layer in source.layers:
         if layer.weights and layer.name in names:
@@ -135,17 +177,3 @@ def training_model(model: keras.Model) -> keras.Model:
     image = ViewAugment(name="view_augment")([inputs["image"], view])
     output = model({**inputs, "image": image})
     return keras.Model({**inputs, "view": view}, output, name="training")
-
-
-def score_loss(loss: str):
-    """The Keras loss for `loss` on 0-100 targets and outputs."""
-    if loss == "mse":
-        return "mse"
-    if loss == "bce":
-        bce = keras.losses.BinaryCrossentropy()
-
-        def scaled_bce(y_true, y_pred):
-            return bce(y_true / 100.0, y_pred / 100.0)
-
-        return scaled_bce
-    raise ValueError(f"unknown loss {loss!r}; expected 'mse' or 'bce'")

@@ -5,7 +5,8 @@ import pytest
 from pawtf.config import ModelConfig
 from pawtf.data.augment import VIEWS
 from pawtf.models import backbones
-from pawtf.models.popularity import build_model, score_loss, training_model
+from pawtf.models.popularity import build_model, training_model
+from pawtf.tasks import score_loss
 
 
 def inputs(n=4, size=32, metadata=True):
