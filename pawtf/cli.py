@@ -12,6 +12,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
 
 from pawtf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from pawtf.tasks import TASKS
 
 _DATA, _MODEL, _TRAIN = DataConfig(), ModelConfig(), TrainConfig()
 
@@ -37,6 +38,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=_DATA.data_dir,
                    help="folder in the Kaggle layout: train.csv + train/<Id>.jpg (default: %(default)s)")
     p.add_argument("--out", required=True, help="run folder to write (resumed if it holds a killed run)")
+    p.add_argument("--task", default=_MODEL.task, choices=TASKS,
+                   help="score; multitask (score + the 12 flags from the image alone); attribute-fed "
+                        "(predicted flags feed the score head; image only); buckets (Poor / Average / "
+                        "Great by training terciles) (default: %(default)s)")
+    p.add_argument("--flags-loss-weight", type=float, default=_MODEL.flags_loss_weight,
+                   help="multitask, attribute-fed: weight of the flags loss (default: %(default)s)")
+    p.add_argument("--score-loss-weight", type=float, default=_MODEL.score_loss_weight,
+                   help="multitask, attribute-fed: weight of the score loss, an mse loss being divided "
+                        "by the training scores' variance first (default: %(default)s)")
+    p.add_argument("--flag-balance", choices=["balanced", "none"], default=_MODEL.flag_balance,
+                   help="per-flag class weights from the training fold (default: %(default)s)")
+    p.add_argument("--oof-folds", type=_positive_int, default=_TRAIN.oof_folds,
+                   help="attribute-fed: inner folds for out-of-fold predicted flags (default: %(default)s)")
     p.add_argument("--backbone", default=_MODEL.backbone, choices=backbones.names(), metavar="NAME",
                    help="one of: " + ", ".join(backbones.names()) + " (default: %(default)s)")
     p.add_argument("--weights", type=_weights, default=_MODEL.weights,
@@ -73,8 +87,16 @@ def _run_config(args) -> RunConfig:
     m.backbone, m.weights, m.unfreeze, m.image_size = args.backbone, args.weights, args.unfreeze, \
         args.image_size
     m.use_metadata, m.loss = not args.no_metadata, args.loss
+    m.task, m.flag_balance = args.task, args.flag_balance
+    m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
+    if args.task == "attribute-fed" and args.no_metadata:
+        raise SystemExit("pawtf: error: attribute-fed feeds predicted flags to the score head; drop "
+                         "--no-metadata (the model takes the image only anyway)")
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
+    t.oof_folds = args.oof_folds
+    if args.oof_folds < 2:
+        raise SystemExit("pawtf: error: --oof-folds must be at least 2")
     if args.folds < 2:
         raise SystemExit("pawtf: error: --folds must be at least 2")
     if not 0 <= args.fold < args.folds:
@@ -183,7 +205,7 @@ def cmd_rank(args) -> None:
     scorer = _scorer(args.model)
     ranked = rank(scorer, args.photos, args.metadata, batch_size=args.batch_size, progress=not args.quiet)
     for i, s in enumerate(ranked, 1):
-        print(f"{i:>4}  {s.score:6.1f}  {s.path}" if s.ok else f"   -  {'-':>6}  {s.path}: {s.error}")
+        print(f"{i:>4}  {s.label:>7}  {s.path}" if s.ok else f"   -  {'-':>6}  {s.path}: {s.error}")
     if args.out:
         write_scores(ranked, args.out)
     sheet = contact_sheet(ranked, args.sheet, thumb=args.thumb, columns=args.columns,
@@ -275,7 +297,8 @@ def cmd_explain(args) -> None:
 
     try:
         summary = explain_files(
-            args.model, args.images, out=args.out, methods=args.methods, metadata=args.metadata,
+            args.model, args.images, out=args.out, methods=args.methods, target=args.target,
+            metadata=args.metadata,
             masks_dir=args.masks, group_by_score=args.group_by_score, group_size=args.group_size,
             seed=args.seed, rise_masks=args.rise_masks, rise_grid=args.rise_grid,
             rise_weighting=args.rise_weighting, rise_center=not args.rise_no_center,
@@ -302,6 +325,9 @@ def _add_explain(sub) -> None:
                    "explaining (default: the Kaggle-layout CSV beside the photos' folder, else all 0)")
     p.add_argument("--methods", default=",".join(METHODS),
                    help="comma-separated, from: " + ", ".join(METHODS) + " (default: all)")
+    p.add_argument("--target", help="what the maps explain: score (default), a flag name such as Eyes "
+                   "(multitask and attribute-fed models: where the model sees it), or a bucket label "
+                   "Poor, Average, Great (buckets models; default Great)")
     p.add_argument("--masks", metavar="DIR", help="ground-truth masks <stem>.png (e.g. data/demo/masks): "
                    "adds energy_ratio and pointing_hit")
     p.add_argument("--out", default="explain", help="output folder (default: %(default)s)")

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from pawtf import tasks
 from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, load_rgb
 from pawtf.data.schema import FLAGS, ID_COLUMN, read_table
 
@@ -48,15 +49,64 @@ NO_FLAGS_WARNING = ("warning: the model takes the 12 metadata flags and no metad
 
 @dataclasses.dataclass
 class Score:
-    """One photo's predicted Pawpularity (0-100), or why it has none."""
+    """One photo's prediction, or why it has none.
+
+    ``score`` is the predicted Pawpularity (0-100; None for a buckets model). ``extra`` holds what the
+    model predicts besides: each flag's probability by flag name (image-only multitask and attribute-fed
+    models), or ``bucket`` (the label) and ``p_poor``, ``p_average``, ``p_great`` (buckets models).
+    """
 
     path: str
     score: float | None = None
     error: str | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def rank_value(self) -> float:
+        """What ranking sorts by: the score, or a buckets model's expected class (0 Poor .. 2 Great)."""
+        if self.score is not None:
+            return self.score
+        probs = [self.extra[_prob_column(label)] for label in tasks.BUCKET_LABELS]
+        return float(tasks.expected_bucket(probs))
+
+    @property
+    def label(self) -> str:
+        """The prediction in a few characters (contact sheets, listings)."""
+        if self.score is not None:
+            return f"{self.score:.1f}"
+        return str(self.extra.get("bucket", "?"))
+
+
+def _prob_column(label: str) -> str:
+    return f"p_{label.lower()}"
+
+
+def _results(outputs: dict[str, np.ndarray]) -> list[tuple[float | None, dict]]:
+    """Per row (score, extra) from a model's outputs by name (``pawpularity``, ``flags``, ``buckets``)."""
+    n = len(next(iter(outputs.values())))
+    score = outputs.get(tasks.SCORE_OUTPUT)
+    score = None if score is None else np.asarray(score, np.float32).reshape(n, -1)[:, 0]
+    rows = []
+    for i in range(n):
+        extra = {}
+        if tasks.FLAGS_OUTPUT in outputs:
+            extra.update(zip(FLAGS, (float(v) for v in outputs[tasks.FLAGS_OUTPUT][i])))
+        if tasks.BUCKETS_OUTPUT in outputs:
+            probs = np.asarray(outputs[tasks.BUCKETS_OUTPUT][i], float)
+            extra["bucket"] = tasks.BUCKET_LABELS[int(probs.argmax())]
+            extra.update({_prob_column(label): float(p) for label, p in zip(tasks.BUCKET_LABELS, probs)})
+        rows.append((None if score is None else float(score[i]), extra))
+    return rows
+
+
+def _rank_values(outputs: dict[str, np.ndarray]) -> np.ndarray:
+    if tasks.SCORE_OUTPUT in outputs:
+        return np.asarray(outputs[tasks.SCORE_OUTPUT], np.float32).reshape(-1)
+    return tasks.expected_bucket(outputs[tasks.BUCKETS_OUTPUT]).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -77,7 +127,8 @@ class Scorer:
         raise NotImplementedError
 
     def score_arrays(self, images: Sequence[np.ndarray], metadata: np.ndarray | None) -> np.ndarray:
-        """Scores [N] for RGB uint8 arrays of any size (e.g. crops), resized like the scorer's files."""
+        """Scores [N] for RGB uint8 arrays of any size (e.g. crops), resized like the scorer's files
+        (a buckets model's expected class, 0-2, in place of a score)."""
         raise NotImplementedError
 
 
@@ -98,16 +149,16 @@ class KerasScorer(Scorer):
         except ImageError as err:
             return err
 
-    def predict_arrays(self, images: np.ndarray, metadata: np.ndarray | None) -> np.ndarray:
-        """Scores [N] for float32/uint8 images already at the model size."""
+    def predict_outputs(self, images: np.ndarray, metadata: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The model's outputs by name for float32/uint8 images already at the model size."""
         inputs = {"image": np.asarray(images, np.float32)}
         if self.uses_metadata:
             inputs["metadata"] = _metadata_or_zeros(metadata, len(images))
-        out = self.model.predict_on_batch(inputs)
-        if isinstance(out, dict):
-            from pawtf.models.popularity import OUTPUT
-            out = out[OUTPUT]
-        return np.asarray(out, np.float32).reshape(len(images), -1)[:, 0]
+        return tasks.as_dict(self.model.predict_on_batch(inputs), self.run.task)
+
+    def predict_arrays(self, images: np.ndarray, metadata: np.ndarray | None) -> np.ndarray:
+        """Scores [N] (a buckets model: expected class) for images already at the model size."""
+        return _rank_values(self.predict_outputs(images, metadata))
 
     def decode_async(self, paths: Sequence[str]):
         """Start decoding ``paths`` in the thread pool; :meth:`score_decoded` finishes the batch."""
@@ -120,9 +171,9 @@ class KerasScorer(Scorer):
                    for i, p in enumerate(paths)]
         if good:
             meta = None if metadata is None else metadata[good]
-            scores = self.predict_arrays(np.stack([decoded[i] for i in good]), meta)
-            for i, s in zip(good, scores):
-                results[i].score = float(s)
+            outputs = self.predict_outputs(np.stack([decoded[i] for i in good]), meta)
+            for i, (score, extra) in zip(good, _results(outputs)):
+                results[i].score, results[i].extra = score, extra
         return results
 
     def score_files(self, paths, metadata) -> list[Score]:
@@ -157,13 +208,16 @@ class SavedModelScorer(Scorer):
         self.image_size = int(self.info.get("image_size", 0)) or None
         self.description = f"SavedModel {self.path}"
 
-    def _call(self, data: list[bytes], metadata: np.ndarray | None) -> np.ndarray:
+    def _call(self, data: list[bytes], metadata: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The model's outputs by name (as a Keras model's: ``pawpularity``, ``flags``, ``buckets``)."""
         tf = self._tf
         kwargs = {"image_bytes": tf.constant(data, tf.string)}
         if self.uses_metadata:
             kwargs["metadata"] = tf.constant(_metadata_or_zeros(metadata, len(data)))
         out = self._fn(**kwargs)
-        return np.asarray(out["pawpularity"], np.float32).reshape(-1)
+        names = {tasks.SCORE_OUTPUT: tasks.SCORE_OUTPUT, tasks.FLAGS_OUTPUT: tasks.FLAGS_OUTPUT,
+                 "bucket_probabilities": tasks.BUCKETS_OUTPUT}
+        return {model_name: out[name].numpy() for name, model_name in names.items() if name in out}
 
     def score_files(self, paths, metadata) -> list[Score]:
         results = [Score(p) for p in paths]
@@ -183,18 +237,18 @@ class SavedModelScorer(Scorer):
             return results
         meta = None if metadata is None else metadata[good]
         try:
-            scores = self._call(data, meta)
+            rows = _results(self._call(data, meta))
         except self._tf.errors.InvalidArgumentError:
-            scores = []  # one bad image fails the whole batch: score one by one to isolate it
+            rows = []  # one bad image fails the whole batch: score one by one to isolate it
             for k, blob in enumerate(data):
                 try:
-                    scores.append(self._call([blob], None if meta is None else meta[k:k + 1])[0])
+                    rows += _results(self._call([blob], None if meta is None else meta[k:k + 1]))
                 except self._tf.errors.InvalidArgumentError as err:
-                    scores.append(None)
+                    rows.append(None)
                     results[good[k]].error = clean_tf_error(err.message)
-        for i, s in zip(good, scores):
-            if s is not None:
-                results[i].score = float(s)
+        for i, row in zip(good, rows):
+            if row is not None:
+                results[i].score, results[i].extra = row
         return results
 
     def score_arrays(self, images, metadata) -> np.ndarray:
@@ -203,7 +257,7 @@ class SavedModelScorer(Scorer):
             buf = io.BytesIO()
             Image.fromarray(np.asarray(im, np.uint8)).save(buf, "PNG", compress_level=1)
             data.append(buf.getvalue())
-        return self._call(data, metadata)
+        return _rank_values(self._call(data, metadata))
 
 
 def clean_tf_error(message: str) -> str:
@@ -373,21 +427,31 @@ def predict(scorer: Scorer, inputs: Iterable[str | Path], metadata=None, *,
 
 def _store(results: list[Score], idx: list[int], scores: list[Score]) -> None:
     for i, s in zip(idx, scores):
-        results[i].score, results[i].error = s.score, s.error
+        results[i].score, results[i].error, results[i].extra = s.score, s.error, s.extra
 
 
 def write_scores(scores: Sequence[Score], out) -> None:
-    """CSV with columns ``path, score, error`` (score empty on error) to a path or an open text file."""
+    """CSV with columns ``path, score``, then whatever else the model predicts (each flag's probability
+    under the flag's name; ``bucket`` and ``p_poor``, ``p_average``, ``p_great``), then ``error``
+    (values empty on error), to a path or an open text file."""
     own = isinstance(out, (str, Path))
     fh = open(out, "w", newline="") if own else out
+    extra = list(dict.fromkeys(k for s in scores for k in s.extra))
     try:
         writer = csv.writer(fh)
-        writer.writerow(["path", "score", "error"])
+        writer.writerow(["path", "score", *extra, "error"])
         for s in scores:
-            writer.writerow([s.path, "" if s.score is None else f"{s.score:.3f}", s.error or ""])
+            values = [_cell(s.extra.get(k)) for k in extra]
+            writer.writerow([s.path, _cell(s.score), *values, s.error or ""])
     finally:
         if own:
             fh.close()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -397,7 +461,7 @@ def write_scores(scores: Sequence[Score], out) -> None:
 def rank(scorer: Scorer, inputs: Iterable[str | Path], metadata=None, **kwargs) -> list[Score]:
     """Score the photos of one pet and sort them best first (photos with errors last, in input order)."""
     scores = predict(scorer, inputs, metadata, **kwargs)
-    good = sorted((s for s in scores if s.ok), key=lambda s: -s.score)
+    good = sorted((s for s in scores if s.ok), key=lambda s: -s.rank_value)
     return good + [s for s in scores if not s.ok]
 
 
@@ -462,7 +526,7 @@ def contact_sheet(ranked: Sequence[Score], out: str | Path, *, thumb: int = 220,
             draw.rectangle([x0, y0, x0 + thumb - 1, y0 + thumb - 1], fill=(225, 225, 225))
         ty = y0 + thumb + 4
         if s.ok:
-            draw.text((x0, ty), f"#{position + 1}   {s.score:.1f}", fill=(20, 20, 20), font=big)
+            draw.text((x0, ty), f"#{position + 1}   {s.label}", fill=(20, 20, 20), font=big)
         else:
             draw.text((x0, ty), "not scored", fill=(170, 30, 30), font=big)
         draw.text((x0, ty + 24), _ellipsize(draw, Path(s.path).name, small, thumb), fill=(70, 70, 70),

@@ -32,6 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from pawtf import tasks  # noqa: E402
+from pawtf.data.schema import FLAGS  # noqa: E402
+
 IMAGE_INPUT = "image"
 METADATA_INPUT = "metadata"
 
@@ -45,18 +48,23 @@ _MONOTONE_HEAD_LAYERS = (keras.layers.ReLU, keras.layers.Activation, keras.layer
 class Target:
     """What a map explains: unit ``unit`` of model output ``output`` (an index or an output name).
 
-    The default is the Pawpularity score (the model's only output, unit 0). With ``linear=True``
+    The default (``output=None``) is the Pawpularity score: the ``pawpularity`` output where the model
+    has one, else its first output. :func:`target_for` builds one from a name (``score``, a flag, a
+    bucket label). With ``linear=True``
     (default) gradient methods explain the value *before* the output's final monotone layers (ReLU,
     sigmoid, rescaling), as tf-keras-vis recommends with ``ReplaceToLinear``: the normalised maps are the
     same wherever the ReLU is active, and stay meaningful where it is not (a prediction clipped at 0
     has zero gradient). Perturbation methods (RISE, the scores) always use the real output.
     """
 
-    output: int | str = 0
+    output: int | str | None = None
     unit: int = 0
     linear: bool = True
 
     def output_index(self, model: keras.Model) -> int:
+        if self.output is None:
+            names = list(model.output_names)
+            return names.index(tasks.SCORE_OUTPUT) if tasks.SCORE_OUTPUT in names else 0
         if isinstance(self.output, int):
             if not -len(model.outputs) <= self.output < len(model.outputs):
                 raise ValueError(f"model has {len(model.outputs)} output(s); no output {self.output}")
@@ -72,6 +80,37 @@ class Target:
         if outputs.shape.rank == 1:
             return outputs
         return outputs[:, self.unit]
+
+
+def target_names(model: keras.Model) -> list[str]:
+    """What `target_for` accepts for `model`: ``score``, the flag names, the bucket labels (by output)."""
+    names = list(model.output_names)
+    choices = [tasks.SCORE_TARGET] if tasks.SCORE_OUTPUT in names or len(names) == 1 and \
+        tasks.BUCKETS_OUTPUT not in names and tasks.FLAGS_OUTPUT not in names else []
+    if tasks.FLAGS_OUTPUT in names:
+        choices += list(FLAGS)
+    if tasks.BUCKETS_OUTPUT in names:
+        choices += list(tasks.BUCKET_LABELS)
+    return choices
+
+
+def target_for(model: keras.Model, name: str | None = None) -> Target:
+    """The :class:`Target` called `name` for `model`: ``score`` (Pawpularity), a flag name (its predicted
+    probability, e.g. ``Eyes``: "where does the model see the eyes?") or a bucket label (its class
+    probability). Case and ``_`` for spaces do not matter. None: the score, or ``Great`` for a buckets
+    model."""
+    choices = target_names(model)
+    if name is None:
+        name = tasks.SCORE_TARGET if tasks.SCORE_TARGET in choices else choices[-1]
+    key = name.strip().lower().replace("_", " ")
+    for choice in choices:
+        if choice.lower() == key:
+            if choice == tasks.SCORE_TARGET:
+                return Target()
+            if choice in FLAGS:
+                return Target(tasks.FLAGS_OUTPUT, FLAGS.index(choice))
+            return Target(tasks.BUCKETS_OUTPUT, tasks.BUCKET_LABELS.index(choice))
+    raise ValueError(f"this model cannot explain {name!r}; targets: {', '.join(choices)}")
 
 
 def pre_activation_tensor(model: keras.Model, index: int):

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from pawtf.data.images import ImageError, load_rgb
 from pawtf.data.schema import FLAGS, ID_COLUMN, DataError, read_table
 from pawtf.explain import METHODS, NOT_OFFERED, make_explainer
-from pawtf.explain.base import image_size, load_model
+from pawtf.explain.base import image_size, load_model, target_for
 from pawtf.explain.figures import overlay_figure, score_grid
 from pawtf.explain.scores import (DEFAULT_STEP, deletion_auc, energy_ratio, insertion_auc,
                                   pointing_hit, random_map)
@@ -123,6 +123,7 @@ def explain_files(
     *,
     out: str | Path = "explain",
     methods: str | Sequence[str] | None = None,
+    target: str | None = None,
     metadata: str | Path | None = None,
     masks_dir: str | Path | None = None,
     group_by_score: bool = False,
@@ -141,7 +142,9 @@ def explain_files(
     """Explain every photo in `inputs` (files or folders) with `methods`; write the figures, JSON and
     summaries to `out` and return the summary dict (also ``out/summary.json``).
 
-    `model` is a run folder or a ``.keras`` file. A metadata model takes each photo's flags (held fixed
+    `model` is a run folder or a ``.keras`` file. `target` says which prediction the maps explain (see
+    :func:`pawtf.explain.base.target_for`: ``score``, a flag such as ``Eyes``, a bucket label); each
+    photo's ``score`` in the outputs is that prediction's value. A metadata model takes each photo's flags (held fixed
     while explaining) from `metadata` (a CSV with ``Id`` = the file's stem and the 12 flags; a photo
     without a row is an error) or, without it, from the Kaggle
     layout's CSV beside the photo's folder; with neither, every flag is 0 (and ``notes`` says so).
@@ -164,7 +167,9 @@ def explain_files(
         "smoothgrad": {}, "vanilla": {}, "gradcam": {}, "gradcam++": {},
     }
     try:
-        explainers = {n: make_explainer(n, net, seed=seed, **options.get(n, {})) for n in names}
+        chosen = target_for(net, target)
+        explainers = {n: make_explainer(n, net, seed=seed, target=chosen, **options.get(n, {}))
+                      for n in names}
     except ValueError as err:
         raise ExplainError(str(err)) from None
     first = next(iter(explainers.values()))
@@ -244,6 +249,7 @@ def explain_files(
     summary = {
         "model": str(model),
         "methods_run": names,
+        "target": target or "default",
         "n_images": len(done),
         "n_errors": len(errors),
         "errors": errors,
