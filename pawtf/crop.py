@@ -213,8 +213,10 @@ def _explainer(scorer, method: str):
     cache = scorer.__dict__.setdefault("_explainers", {})
     if method not in cache:
         from pawtf.explain import make_explainer
+        from pawtf.explain.base import target_for
 
-        cache[method] = make_explainer(method, scorer.run.model)
+        model = scorer.run.model  # explains what crops are ranked by: the score, or P(Great)
+        cache[method] = make_explainer(method, model, target=target_for(model))
     return cache[method]
 
 

@@ -368,7 +368,10 @@ def _write_json(path: Path, values: dict) -> None:
 
 def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
                    verbose="auto") -> dict:
-    """Train every fold into ``out_dir/fold<k>`` (each resumable) and summarise mean and std RMSE."""
+    """Train every fold into ``out_dir/fold<k>`` (each resumable) and write ``cv.json``: mean and std over
+    folds of each figure the task reports (``rmse_mean``, ``rmse_std``, ``baseline_rmse_mean``,
+    ``mean_flag_auc_mean``, ``bucket_accuracy_mean``, ...) and ``folds``, each fold's val RMSE (bucket
+    accuracy for buckets)."""
     out = Path(out_dir)
     table = load_table(cfg, progress=verbose != 0)
     results = []
@@ -386,9 +389,11 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
     for key in CV_FIGURES:
         values = np.array([m[key] for m in results if m.get(key) is not None], float)
         if len(values) == len(results):
-            summary[f"{key}_mean"] = float(values.mean())
-            summary[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-            summary[f"{key}_folds"] = values.tolist()
+            name = "rmse" if key == "val_rmse" else key
+            summary[f"{name}_mean"] = float(values.mean())
+            summary[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    main = "val_rmse" if "rmse_mean" in summary else "bucket_accuracy"
+    summary["folds"] = [m.get(main) for m in results]
     _write_json(out / "cv.json", summary)
     return summary
 

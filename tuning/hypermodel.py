@@ -2,18 +2,24 @@
 
 A trial is a pawtf training run with the trial's settings (`SearchConfig.run_config`). Frozen-backbone
 trials train the head on cached embeddings (`tuning.embeddings`); trials that unfreeze backbone layers
-train the whole model on the tf.data pipeline, with the same oversampled, augmented training fold. The
-objective is ``val_rmse`` (0-100 scale) on held-out folds, minimised; with several folds, the mean.
+train the whole model on the tf.data pipeline, with the same oversampled, augmented training fold.
+Models, losses, metrics and targets come from `pawtf.tasks` for the search's task.
+
+The objective depends on the task (`objective`): ``val_rmse`` (0-100 scale, minimised) for ``score``
+and for ``multitask`` (its ``pawpularity`` head), ``val_bucket_accuracy`` (maximised) for ``buckets``;
+measured on held-out folds, with several folds the mean. ``attribute-fed`` is not searched: its
+out-of-fold second stage is not one Keras fit.
 
 Example:
 
 >>> import keras_tuner as kt
 >>> hypermodel = PawHyperModel(SearchConfig(), SearchData(SearchConfig(), table))  # doctest: +SKIP
->>> tuner = kt.Hyperband(hypermodel, objective=kt.Objective("val_rmse", "min"), max_epochs=8)  # doctest: +SKIP
+>>> tuner = kt.Hyperband(hypermodel, objective=objective("score").kt, max_epochs=8)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import keras
@@ -22,18 +28,82 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from pawtf import tasks
 from pawtf.config import RunConfig
 from pawtf.data.pipeline import make_dataset, metadata_array
 from pawtf.data.schema import TARGET_COLUMN
 from pawtf.data.split import VIEW_COLUMN
 from pawtf.models.popularity import (build_head_model, build_model, image_size, training_model,
                                      transfer_weights)
-from pawtf.tasks import score_loss
 from pawtf.train import FoldData, fold_data
 from tuning.embeddings import EmbeddingCache
 from tuning.space import SearchConfig
 
-OBJECTIVE = kt.Objective("val_rmse", direction="min")
+
+@dataclasses.dataclass(frozen=True)
+class TaskObjective:
+    """What a search of one task optimises, and where each part of the search finds it."""
+
+    name: str  # what KerasTuner ranks trials by: a key of `PawHyperModel.fit`'s results
+    direction: str  # "min" or "max"
+    history_keys: tuple[str, ...]  # the per-epoch value in Keras's logs: the first key present
+    metric: str  # the same figure in `pawtf.tasks.evaluate`'s results (a run's metrics.json)
+    baseline: str  # the trivial baseline's figure there
+    baseline_label: str  # what the trivial baseline is, in words
+
+    @property
+    def kt(self) -> kt.Objective:
+        return kt.Objective(self.name, direction=self.direction)
+
+    def best(self, values) -> float:
+        """The best of per-epoch `values`."""
+        return float(np.min(values) if self.direction == "min" else np.max(values))
+
+
+_OBJECTIVES = {
+    tasks.SCORE: TaskObjective("val_rmse", "min", ("val_rmse",), "val_rmse", "baseline_rmse",
+                               "mean predictor"),
+    # A dict-output model names its metrics after the output: the score head's RMSE.
+    tasks.MULTITASK: TaskObjective("val_rmse", "min", ("val_pawpularity_rmse",), "val_rmse",
+                                   "baseline_rmse", "mean predictor"),
+    # Keras leaves the metric of a model with one (dict) output unprefixed.
+    tasks.BUCKETS: TaskObjective("val_bucket_accuracy", "max", ("val_buckets_accuracy", "val_accuracy"),
+                                 "bucket_accuracy", "baseline_bucket_accuracy", "majority class"),
+}
+
+
+def objective(task: str) -> TaskObjective:
+    """The search objective of `task` (``attribute-fed`` has none: see `SearchConfig.validate`)."""
+    if tasks.check_task(task) not in _OBJECTIVES:
+        raise ValueError(f"task {task!r} cannot be searched; choose from {', '.join(_OBJECTIVES)}")
+    return _OBJECTIVES[task]
+
+
+def baseline(task: str, rows: pd.DataFrame, stats: tasks.TaskStats) -> float:
+    """The objective's trivial baseline on `rows`: the RMSE of predicting the training mean, or the
+    accuracy of predicting the training fold's majority bucket."""
+    scores = rows[TARGET_COLUMN].to_numpy(float)
+    if task == tasks.BUCKETS:
+        return float(np.mean(tasks.bucket_of(scores, stats.bucket_edges) == stats.majority_bucket))
+    return tasks.rmse(scores, np.full(len(scores), stats.score_mean))
+
+
+class LogObjective(keras.callbacks.Callback):
+    """Put the objective into each epoch's logs under its own name, for the callbacks after it (early
+    stopping, KerasTuner's best-epoch checkpoint) and the history."""
+
+    def __init__(self, objective: TaskObjective):
+        super().__init__()
+        self.objective = objective
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or self.objective.name in logs:
+            return
+        for key in self.objective.history_keys:
+            if key in logs:
+                logs[self.objective.name] = logs[key]
+                return
+        raise KeyError(f"none of {self.objective.history_keys} in the epoch's logs {sorted(logs)}")
 
 
 class SearchData:
@@ -47,6 +117,7 @@ class SearchData:
         self.fold_ids = search.fold_ids()
         self.cache = EmbeddingCache(cache_dir or search.out / "embeddings", table, seed=search.seed)
         self._folds: dict = {}
+        self._stats: dict = {}
         self._pipelines: dict = {}
 
     def fold(self, k: int, cfg: RunConfig) -> FoldData:
@@ -56,6 +127,16 @@ class SearchData:
             run.data.oversample = cfg.data.oversample
             self._folds[key] = fold_data(run, self.table, fold=k)
         return self._folds[key]
+
+    def stats(self, k: int, cfg: RunConfig) -> tasks.TaskStats:
+        """What the task's heads and losses learn from fold `k`'s training rows."""
+        key = (k, repr(cfg.data.oversample))
+        if key not in self._stats:
+            self._stats[key] = tasks.TaskStats.from_rows(self.fold(k, cfg).train)
+        return self._stats[key]
+
+    def with_metadata(self, cfg: RunConfig) -> bool:
+        return tasks.takes_metadata(cfg.model.task, cfg.model.use_metadata)
 
     def embeddings(self, cfg: RunConfig, rows: pd.DataFrame) -> np.ndarray:
         """Cached embeddings of `rows` (in order), each under its own view."""
@@ -74,9 +155,10 @@ class SearchData:
         if key not in self._pipelines:
             data = self.fold(k, cfg)
             rows = data.plan if training else data.val
-            self._pipelines[key] = make_dataset(rows, image_size(cfg.model), cfg.train.batch_size,
-                                                training=training, with_view=True,
-                                                seed=self.search.seed)
+            self._pipelines[key] = make_dataset(
+                rows, image_size(cfg.model), cfg.train.batch_size, training=training, with_view=True,
+                with_metadata=self.with_metadata(cfg), seed=self.search.seed,
+                targets=tasks.targets(cfg.model.task, rows, self.stats(k, cfg)))
         return self._pipelines[key]
 
 
@@ -99,24 +181,25 @@ class PawHyperModel(kt.HyperModel):
     def _build_trial_model(self, hp, fold: int | None) -> keras.Model:
         cfg = self.search.run_config(hp)
         k = self.data.fold_ids[-1] if fold is None else fold
-        mean = float(self.data.fold(k, cfg).train[TARGET_COLUMN].mean())
+        stats = self.data.stats(k, cfg)
+        priors = dict(initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
         if self.is_cached(cfg):
             dim = self.data.embeddings(cfg, self.data.table.iloc[:1]).shape[1]
-            model = build_head_model(cfg.model, dim, initial_score=mean)
+            model = build_head_model(cfg.model, dim, **priors)
         else:
-            model = training_model(build_model(cfg.model, initial_score=mean))
+            model = training_model(build_model(cfg.model, **priors))
         model.compile(
             optimizer=keras.optimizers.AdamW(cfg.train.learning_rate,
                                              weight_decay=cfg.train.weight_decay),
-            loss=score_loss(cfg.model.loss),
-            metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
             jit_compile=cfg.train.jit_compile,
+            **tasks.compile_args(cfg.model, stats),
         )
         return model
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
         """Train on each fold of the search (the tuner's callbacks ride on the last fold, whose model
-        the tuner checkpoints); returns one metrics dict per fold, which KerasTuner averages."""
+        the tuner checkpoints); returns one metrics dict per fold, which KerasTuner averages. Each holds
+        the task's objective (its best epoch) under the objective's name."""
         cfg = self.search.run_config(hp)
         epochs = epochs or self.search.max_epochs
         results = []
@@ -132,17 +215,20 @@ class PawHyperModel(kt.HyperModel):
         keras.utils.set_random_seed(self.search.seed + k)
         data = self.data.fold(k, cfg)
         if self.is_cached(cfg):
-            train_ds = self._arrays(cfg, data.plan, shuffle=True)
-            val_ds = self._arrays(cfg, data.val, shuffle=False)
+            train_ds = self._arrays(cfg, k, data.plan, shuffle=True)
+            val_ds = self._arrays(cfg, k, data.val, shuffle=False)
         else:
             train_ds = self.data.pipeline(k, cfg, training=True)
             val_ds = self.data.pipeline(k, cfg, training=False)
+        target = objective(cfg.model.task)
         timer = EpochTimer()
         callbacks = [
             timer,
-            keras.callbacks.ReduceLROnPlateau("val_rmse", factor=0.1,
+            LogObjective(target),  # first: the callbacks below read the objective by its name
+            keras.callbacks.ReduceLROnPlateau(target.name, factor=0.1, mode=target.direction,
                                               patience=cfg.train.plateau_patience, min_lr=1e-7),
-            keras.callbacks.EarlyStopping("val_rmse", patience=cfg.train.early_stopping_patience,
+            keras.callbacks.EarlyStopping(target.name, mode=target.direction,
+                                          patience=cfg.train.early_stopping_patience,
                                           restore_best_weights=True),
             *tuner_callbacks,
         ]
@@ -150,11 +236,11 @@ class PawHyperModel(kt.HyperModel):
         history = model.fit(train_ds, validation_data=val_ds, epochs=epochs,
                             initial_epoch=initial_epoch, callbacks=callbacks, verbose=self.verbose,
                             shuffle=False)
-        val = history.history.get("val_rmse", [np.nan])
+        val = history.history.get(target.name, [np.nan])
         durations = timer.durations
         steady = float(np.median(durations[1:])) if len(durations) > 1 else float(durations[0])
         return {
-            "val_rmse": float(np.min(val)),
+            target.name: target.best(val),
             "epochs": len(val),
             "seconds": time.perf_counter() - start,
             "epoch_seconds": steady,
@@ -163,22 +249,24 @@ class PawHyperModel(kt.HyperModel):
             "cached": float(self.is_cached(cfg)),
         }
 
-    def _arrays(self, cfg: RunConfig, rows: pd.DataFrame, shuffle: bool) -> tf.data.Dataset:
+    def _arrays(self, cfg: RunConfig, k: int, rows: pd.DataFrame, shuffle: bool) -> tf.data.Dataset:
+        """Cached embeddings (and metadata where the task takes it) with the task's targets."""
         x = {"embedding": self.data.embeddings(cfg, rows)}
-        if cfg.model.use_metadata:
+        if self.data.with_metadata(cfg):
             x["metadata"] = metadata_array(rows)
-        y = rows[TARGET_COLUMN].to_numpy(np.float32).reshape(-1, 1)
+        y = tasks.targets(cfg.model.task, rows, self.data.stats(k, cfg))
         ds = tf.data.Dataset.from_tensor_slices((x, y))
         if shuffle:
             ds = ds.shuffle(len(rows), seed=self.search.seed, reshuffle_each_iteration=True)
         return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
 
     def served_model(self, hp, trained: keras.Model) -> keras.Model:
-        """The full popularity model (image + metadata -> score) of a trained trial model."""
+        """The full model of the task (image, and metadata where it takes it -> its outputs) of a
+        trained trial model."""
         cfg = self.search.run_config(hp)
         if self.is_cached(cfg):
             keras.utils.set_random_seed(self.data.cache.seed)  # the backbone the cache saw
-            full = build_model(cfg.model)
+            full = build_model(cfg.model)  # every head weight comes from `trained`
             transfer_weights(trained, full)
             return full
         return trained.get_layer(f"pawpularity_{cfg.model.backbone}")

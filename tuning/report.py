@@ -1,4 +1,9 @@
-"""The search's outputs: trials.csv, best.json, search.png and the best trial as a pawtf run folder."""
+"""The search's outputs: trials.csv, best.json, search.png and the best trial as a pawtf run folder.
+
+Each names the search's objective (`tuning.hypermodel.objective`: ``val_rmse`` for score and multitask,
+``val_bucket_accuracy`` for buckets) and sets it beside the task's trivial baseline (the training mean's
+RMSE, or the majority bucket's accuracy).
+"""
 
 from __future__ import annotations
 
@@ -9,25 +14,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pawtf import tasks
 from pawtf.data.pipeline import make_dataset
-from pawtf.data.schema import TARGET_COLUMN
 from pawtf.models.popularity import image_size
-from pawtf.tasks import rmse
+from tuning.hypermodel import baseline, objective
 
-TRIAL_METRICS = ("val_rmse", "epochs", "seconds", "epoch_seconds", "overhead_seconds", "cached")
+TIMINGS = ("epochs", "seconds", "epoch_seconds", "overhead_seconds", "cached")
 
 
 def trials_table(tuner) -> pd.DataFrame:
     """One row per trial: id, status, every hyperparameter, the objective and the timing metrics."""
+    name = tuner.oracle.objective.name
     rows = []
     for trial in tuner.oracle.trials.values():
         row = {"trial_id": trial.trial_id, "status": trial.status}
         row.update({k: v for k, v in trial.hyperparameters.values.items()})
-        for name in TRIAL_METRICS:
-            if trial.metrics.exists(name):
-                value = (trial.metrics.get_best_value(name) if name == "val_rmse"
-                         else trial.metrics.get_last_value(name))
-                row[name] = value
+        for metric in (name, *TIMINGS):
+            if trial.metrics.exists(metric):
+                row[metric] = (trial.metrics.get_best_value(metric) if metric == name
+                               else trial.metrics.get_last_value(metric))
         rows.append(row)
     table = pd.DataFrame(rows)
     return table.sort_values("trial_id").reset_index(drop=True) if len(table) else table
@@ -36,6 +41,7 @@ def trials_table(tuner) -> pd.DataFrame:
 def write_summary(tuner, hypermodel, search, seconds: float, export: bool) -> dict:
     """Write trials.csv, best.json and search.png (and with `export`, the best run); returns best.json."""
     out = Path(search.out)
+    target = objective(search.task)
     table = trials_table(tuner)
     table.to_csv(out / "trials.csv", index=False)
     best_trials = tuner.oracle.get_best_trials(1)
@@ -43,12 +49,16 @@ def write_summary(tuner, hypermodel, search, seconds: float, export: bool) -> di
         return {}
     best = best_trials[0]
     data = hypermodel.data
-    fold = data.fold(data.fold_ids[-1], search.run_config(best.hyperparameters.copy()))
-    baseline = rmse(fold.val[TARGET_COLUMN], np.full(len(fold.val), fold.train[TARGET_COLUMN].mean()))
+    cfg = search.run_config(best.hyperparameters.copy())
+    fold = data.fold(data.fold_ids[-1], cfg)
+    trivial = baseline(search.task, fold.val, data.stats(fold.fold, cfg))
     done = table[table.status == "COMPLETED"] if "status" in table else table
     summary = {
-        "val_rmse": best.score,
-        "baseline_rmse": baseline,
+        "task": search.task,
+        "objective": target.name,
+        "direction": target.direction,
+        target.name: best.score,
+        target.baseline: trivial,
         "trial_id": best.trial_id,
         "hyperparameters": {k: v for k, v in best.hyperparameters.values.items()
                             if not k.startswith("tuner/")},
@@ -56,7 +66,7 @@ def write_summary(tuner, hypermodel, search, seconds: float, export: bool) -> di
         "search_seconds_this_session": round(seconds, 1),
         "folds": data.fold_ids,
     }
-    plot_search(table, baseline, out / "search.png")
+    plot_search(table, search.task, trivial, out / "search.png")
     if export:
         summary.update(save_best_run(tuner, hypermodel, search, best, fold))
     (out / "best.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
@@ -64,10 +74,13 @@ def write_summary(tuner, hypermodel, search, seconds: float, export: bool) -> di
 
 
 def save_best_run(tuner, hypermodel, search, best, fold) -> dict:
-    """The best trial as a run folder (model.keras, config.json, metrics.json, split.csv), its val RMSE
-    re-measured through the real image pipeline, and (when pawtf.export exists) a SavedModel."""
+    """The best trial as a run folder (model.keras, config.json, metrics.json, split.csv), its task's
+    figures re-measured through the real image pipeline on the full model (``pawtf.tasks.evaluate``,
+    as ``pawtf train`` writes them), and (when pawtf.export exists) a SavedModel."""
     hp = best.hyperparameters
     cfg = search.run_config(hp.copy())
+    task, target = cfg.model.task, objective(search.task)
+    stats = hypermodel.data.stats(fold.fold, cfg)
     model = hypermodel.served_model(hp, tuner.load_model(best))
     run = Path(search.out) / "best"
     run.mkdir(parents=True, exist_ok=True)
@@ -75,15 +88,14 @@ def save_best_run(tuner, hypermodel, search, best, fold) -> dict:
     cfg.save(run / "config.json")
     fold.split_table().to_csv(run / "split.csv", index=False)
     ds = make_dataset(fold.val, image_size(cfg.model), cfg.train.batch_size, with_target=False,
-                      with_metadata=cfg.model.use_metadata, cache=False)
-    val_rmse = rmse(fold.val[TARGET_COLUMN], model.predict(ds, verbose=0))
-    metrics = {"val_rmse": val_rmse, "val_rmse_search": best.score,
-               "baseline_rmse": rmse(fold.val[TARGET_COLUMN],
-                                     np.full(len(fold.val), fold.train[TARGET_COLUMN].mean())),
-               "n_train": len(fold.train), "n_val": len(fold.val), "fold": fold.fold,
-               "trial_id": best.trial_id}
+                      with_metadata=tasks.takes_metadata(task, cfg.model.use_metadata), cache=False)
+    figures = tasks.evaluate(task, tasks.as_dict(model.predict(ds, verbose=0), task), fold.val, stats)
+    metrics = {"task": task, **figures, "objective": target.name,
+               f"{target.metric}_search": best.score,  # e.g. val_rmse_search: what the search measured
+               "train_mean": stats.score_mean, "n_train": len(fold.train), "n_val": len(fold.val),
+               "fold": fold.fold, "trial_id": best.trial_id, "train_stats": stats.to_dict()}
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    result = {"best_run": str(run), "best_run_val_rmse": val_rmse}
+    result = {"best_run": str(run), f"best_run_{target.metric}": figures[target.metric]}
     exported = export_run(run, Path(search.export_dir) / search.name)
     if exported:
         result["exported"] = exported
@@ -98,11 +110,16 @@ def export_run(run: Path, out: Path) -> str:
     return str(export.export(load_run(run), out))
 
 
-def plot_search(table: pd.DataFrame, baseline: float, path: Path) -> None:
-    """val RMSE per trial (with the running best) and against the main hyperparameters."""
+def plot_search(table: pd.DataFrame, task: str, trivial: float, path: Path) -> None:
+    """The objective per trial (with the running best) and against the main hyperparameters, beside
+    the task's trivial baseline `trivial`."""
     from matplotlib.figure import Figure  # no pyplot: never changes the caller's backend
 
-    done = table.dropna(subset=["val_rmse"]) if "val_rmse" in table else table.iloc[:0]
+    target = objective(task)
+    name = target.name
+    done = table.dropna(subset=[name]) if name in table else table.iloc[:0]
+    values = done[name] if name in done else pd.Series(dtype=float)
+    running = np.minimum if target.direction == "min" else np.maximum
     panels = [c for c in ("learning_rate", "dropout", "unfreeze", "embedding_units", "head_units",
                           "loss", "oversample", "backbone") if c in done and done[c].nunique() > 1]
     n = 1 + len(panels)
@@ -112,33 +129,33 @@ def plot_search(table: pd.DataFrame, baseline: float, path: Path) -> None:
     axes = fig.subplots(rows, cols, squeeze=False)
     ax = axes[0][0]
     order = np.arange(len(done))
-    ax.plot(order, done.val_rmse, "o", label="trial")
-    ax.plot(order, np.minimum.accumulate(done.val_rmse.to_numpy()), "-", label="best so far")
-    ax.axhline(baseline, color="grey", ls="--", label=f"mean predictor {baseline:.1f}")
+    ax.plot(order, values, "o", label="trial")
+    ax.plot(order, running.accumulate(values.to_numpy()), "-", label="best so far")
+    ax.axhline(trivial, color="grey", ls="--", label=f"{target.baseline_label} {trivial:.3g}")
     ax.set_xlabel("trial")
-    ax.set_ylabel("val RMSE")
+    ax.set_ylabel(name)
     ax.legend(fontsize=7)
     for ax, col in zip([a for r in axes for a in r][1:], panels):
-        values = done[col]
-        if values.dtype.kind in "fi" and col in ("learning_rate", "dropout", "weight_decay"):
-            ax.plot(values, done.val_rmse, "o")
+        setting = done[col]
+        if setting.dtype.kind in "fi" and col in ("learning_rate", "dropout", "weight_decay"):
+            ax.plot(setting, values, "o")
             if col == "learning_rate":
                 ax.set_xscale("log")
                 ax.tick_params(axis="x", labelsize=7)
         else:
-            unique = values.unique()
+            unique = setting.unique()
             try:
                 unique = sorted(unique, key=float)
             except (TypeError, ValueError):
                 unique = sorted(unique, key=str)
             labels = [str(v) for v in unique]
-            ax.plot([labels.index(str(v)) for v in values], done.val_rmse, "o")
+            ax.plot([labels.index(str(v)) for v in setting], values, "o")
             ax.set_xticks(range(len(labels)), labels)
-        ax.axhline(baseline, color="grey", ls="--")
+        ax.axhline(trivial, color="grey", ls="--")
         ax.set_xlabel(col)
-        ax.set_ylabel("val RMSE")
+        ax.set_ylabel(name)
     for ax in [a for r in axes for a in r][n:]:
         ax.axis("off")
-    fig.suptitle(f"{len(done)} trials")
+    fig.suptitle(f"{task}: {len(done)} trials, {name} ({target.direction})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

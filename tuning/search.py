@@ -3,12 +3,22 @@
 With no arguments it generates (or reuses) the demo data in ``data/demo``, runs a short Hyperband
 search, and leaves in ``runs/search/demo/``:
 
-- ``trials.csv``: one row per trial: every hyperparameter, val_rmse, epochs, seconds, overhead
-- ``best.json``: the best hyperparameters and score, next to the mean predictor's RMSE
-- ``search.png``: val RMSE per trial and against the main hyperparameters
+- ``trials.csv``: one row per trial: every hyperparameter, the objective, epochs, seconds, overhead
+- ``best.json``: the best hyperparameters and objective, next to the task's trivial baseline
+- ``search.png``: the objective per trial and against the main hyperparameters
 - ``best/``: the best trial as a pawtf run folder (model.keras, config.json, metrics.json), exported
   for TF Serving to ``saved_models/<name>/<version>/`` when pawtf.export is available
 - ``tensorboard/``: TensorBoard logs per trial; ``events.log``: trial begin/end lines
+
+``--task`` says what the models predict and so what the search optimises on the held-out fold(s):
+
+- ``score`` (default): Pawpularity; ``val_rmse`` (0-100 scale), minimised
+- ``multitask``: Pawpularity and the 12 flags from the image alone; ``val_rmse`` of its score head,
+  minimised (the best run's metrics.json adds the flags' ROC-AUC)
+- ``buckets``: Poor / Average / Great; ``val_bucket_accuracy``, maximised (baseline: the majority class)
+- ``attribute-fed`` is refused: its two-stage out-of-fold procedure is not a single Keras fit. Search
+  ``--task multitask`` (its stage 1), then run ``pawtf train --task attribute-fed`` with the chosen
+  settings.
 
 Running again with the same ``--name`` resumes: finished trials are kept, a trial killed mid-way is
 run again. Distributed: start one chief and any number of workers with KerasTuner's environment
@@ -30,6 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
+from pawtf.tasks import TASKS  # noqa: E402
 from tuning.space import SearchConfig  # noqa: E402
 
 _D = SearchConfig()
@@ -87,10 +98,10 @@ def _log(project_dir, line: str) -> None:
 def make_tuner(search: SearchConfig, hypermodel, deadline: float, on_trial_done=None):
     import keras_tuner as kt
 
-    from tuning.hypermodel import OBJECTIVE
+    from tuning.hypermodel import objective
 
-    common = dict(objective=OBJECTIVE, directory=str(search.out), project_name="tuner",
-                  overwrite=False, seed=search.seed, deadline=deadline,
+    common = dict(objective=objective(search.task).kt, directory=str(search.out),
+                  project_name="tuner", overwrite=False, seed=search.seed, deadline=deadline,
                   on_trial_done=on_trial_done, max_retries_per_trial=1)
     if search.tuner == "hyperband":
         return _tuner_class(kt.Hyperband)(hypermodel, max_epochs=search.max_epochs,
@@ -153,8 +164,8 @@ def _save_search_config(search: SearchConfig) -> None:
     free = ("budget_minutes", "export_dir")  # may change between sessions of one search
     current = dataclasses.asdict(search)
     if path.exists():
-        old = {k: (tuple(v) if isinstance(v, list) else v)
-               for k, v in json.loads(path.read_text()).items() if k not in free}
+        saved = {**dataclasses.asdict(SearchConfig()), **json.loads(path.read_text())}  # newer fields
+        old = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items() if k not in free}
         now = {k: (tuple(v) if isinstance(v, list) else v) for k, v in current.items()
                if k not in free}
         diff = sorted(k for k in now if old.get(k) != now[k])
@@ -202,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
       "(default: %(default)s)")
     a("--name", default=_D.name, help="search name; the same name resumes (default: %(default)s)")
     a("--out", default=None, help="output folder (default: runs/search/NAME)")
+    a("--task", choices=TASKS, default=_D.task, help="what the models predict: score (objective "
+      "val_rmse, min), multitask (val_rmse of its score head, min) or buckets (val_bucket_accuracy, "
+      "max); attribute-fed is trained with pawtf train after a multitask search (default: %(default)s)")
     a("--export-dir", default=_D.export_dir, help="the best model is exported for TF Serving to "
       "EXPORT_DIR/NAME/<version> (default: %(default)s)")
     a("--tuner", choices=SearchConfig.TUNERS, default=_D.tuner, help="(default: %(default)s)")
@@ -211,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
       help="epochs of the longest trial (default: %(default)s)")
     a("--budget-minutes", type=float, default=_D.budget_minutes,
       help="no new trial starts after this (default: %(default)s)")
-    a("--folds", type=int, default=_D.folds, help="1: one held-out fold; K: objective = mean val "
-      "RMSE over K folds (default: %(default)s)")
+    a("--folds", type=int, default=_D.folds, help="1: one held-out fold; K: objective = its mean "
+      "over K folds (default: %(default)s)")
     a("--seed", type=int, default=_D.seed, help="(default: %(default)s)")
     a("--weights", default=_D.weights, type=lambda t: None if t.lower() == "none" else t,
       help="backbone weights for every trial: imagenet, none or a file (default: %(default)s)")
@@ -225,13 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
       "0 = frozen, trained on cached embeddings (default: %(default)s)")
     a("--embedding-units", type=_ints, default=_D.embedding_units, help="(default: %(default)s)")
     a("--metadata-units", type=_strs, default=_D.metadata_units,
-      help="metadata-branch width choices, e.g. 16-32,32-64 (default: %(default)s)")
+      help="metadata-branch width choices, e.g. 16-32,32-64; not searched for multitask, which is "
+      "image only (default: %(default)s)")
     a("--head-units", type=_ints, default=_D.head_units, help="(default: %(default)s)")
     a("--dropout", type=_range, default=_D.dropout, help="MIN:MAX (default: %(default)s)")
     a("--lr", type=_range, default=_D.learning_rate, help="MIN:MAX, log scale (default: %(default)s)")
     a("--weight-decay", type=_range, default=_D.weight_decay, help="MIN:MAX, log scale "
       "(default: %(default)s)")
-    a("--losses", type=_strs, default=_D.losses, help="(default: %(default)s)")
+    a("--losses", type=_strs, default=_D.losses, help="score loss choices: mse, bce; not searched "
+      "for buckets (default: %(default)s)")
     a("--oversample", type=_bools, default=_D.oversample, help="on,off choices (default: on,off)")
     a("--quiet", action="store_true", help="no per-epoch output")
     return p
@@ -239,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args) -> SearchConfig:
     return SearchConfig(
-        name=args.name, data_dir=args.data, out_dir=args.out, export_dir=args.export_dir,
-        tuner=args.tuner,
+        name=args.name, task=args.task, data_dir=args.data, out_dir=args.out,
+        export_dir=args.export_dir, tuner=args.tuner,
         max_trials=args.max_trials, max_epochs=args.max_epochs, budget_minutes=args.budget_minutes,
         folds=args.folds, seed=args.seed, weights=args.weights, image_size=args.image_size,
         cache_embeddings=not args.no_embedding_cache,

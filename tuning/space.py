@@ -2,7 +2,10 @@
 `python -m tuning.search`, notebooks and tests.
 
 Every choice maps onto a field of `pawtf.config.RunConfig`; whatever the space does not search keeps
-RunConfig's default, so a trial is an ordinary pawtf training run with some settings changed.
+RunConfig's default, so a trial is an ordinary pawtf training run with some settings changed. The task
+(``score``, ``multitask`` or ``buckets``; see `pawtf.tasks`) is fixed for a whole search, and the space
+leaves out what the task does not use: the metadata branch of image-only tasks, the score loss of
+``buckets``.
 
 Example:
 
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import keras_tuner as kt
 
+from pawtf import tasks
 from pawtf.config import RunConfig
 
 
@@ -35,6 +39,7 @@ class SearchConfig:
     """What to search, how long, and where to write it."""
 
     name: str = "demo"
+    task: str = "score"  # what the models predict (pawtf.tasks); attribute-fed cannot be searched
     data_dir: str = "data/demo"
     out_dir: str | None = None  # default: runs/search/<name>
     export_dir: str = "saved_models"  # the best model is exported to <export_dir>/<name>/<version>
@@ -70,6 +75,11 @@ class SearchConfig:
         """Clear errors before any work starts."""
         from pawtf.models import backbones as registry
 
+        tasks.check_task(self.task)
+        if self.task == tasks.ATTRIBUTE_FED:
+            raise ValueError("--task attribute-fed cannot be searched: its two-stage out-of-fold "
+                             "procedure is not a single Keras fit; search --task multitask (its stage 1), "
+                             "then run `pawtf train --task attribute-fed` with the chosen settings")
         if self.tuner not in self.TUNERS:
             raise ValueError(f"--tuner must be one of {', '.join(self.TUNERS)}, got {self.tuner!r}")
         for name in self.backbones:
@@ -97,8 +107,9 @@ class SearchConfig:
             raise ValueError(f"--data {self.data_dir} is not a folder")
 
     def base_run_config(self) -> RunConfig:
-        """RunConfig's defaults with this search's data, seed and folds."""
+        """RunConfig's defaults with this search's task, data, seed and folds."""
         cfg = RunConfig()
+        cfg.model.task = self.task
         cfg.data.data_dir = self.data_dir
         cfg.train.seed = self.seed
         cfg.model.weights, cfg.model.image_size = self.weights, self.image_size
@@ -117,10 +128,12 @@ class SearchConfig:
         m.backbone = _choice(hp, "backbone", self.backbones)
         m.unfreeze = _choice(hp, "unfreeze", self.unfreeze)
         m.embedding_units = _choice(hp, "embedding_units", self.embedding_units)
-        m.metadata_units = parse_units(_choice(hp, "metadata_units", self.metadata_units))
+        if tasks.takes_metadata(m.task, m.use_metadata):
+            m.metadata_units = parse_units(_choice(hp, "metadata_units", self.metadata_units))
         m.head_units = _choice(hp, "head_units", self.head_units)
         m.dropout = _range(hp, "dropout", self.dropout, log=False, step=0.05)
-        m.loss = _choice(hp, "loss", self.losses)
+        if tasks.predicts_score(m.task):
+            m.loss = _choice(hp, "loss", self.losses)
         cfg.train.learning_rate = _range(hp, "learning_rate", self.learning_rate, log=True)
         cfg.train.weight_decay = _range(hp, "weight_decay", self.weight_decay, log=True)
         if not _choice(hp, "oversample", self.oversample):

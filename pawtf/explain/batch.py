@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
+from pawtf import tasks
 from pawtf.data.images import ImageError, load_rgb
 from pawtf.data.schema import FLAGS, ID_COLUMN, DataError, read_table
 from pawtf.explain import METHODS, NOT_OFFERED, make_explainer
@@ -168,6 +169,8 @@ def explain_files(
     }
     try:
         chosen = target_for(net, target)
+        # curves are of score/100, or of a probability (a flag's, a bucket's) as it is
+        scale = 100.0 if chosen.output in (None, tasks.SCORE_OUTPUT) else 1.0
         explainers = {n: make_explainer(n, net, seed=seed, target=chosen, **options.get(n, {}))
                       for n in names}
     except ValueError as err:
@@ -228,10 +231,9 @@ def explain_files(
         for name, saliency in scored.items():
             info = record["methods"][name]
             if scores:
-                info["insertion_auc"] = insertion_auc(predict, image[0], saliency, auc_step,
-                                                      batch_size=batch_size, seed=seed)
-                info["deletion_auc"] = deletion_auc(predict, image[0], saliency, auc_step,
-                                                    batch_size=batch_size, seed=seed)
+                curve = dict(batch_size=batch_size, seed=seed, scale=scale)
+                info["insertion_auc"] = insertion_auc(predict, image[0], saliency, auc_step, **curve)
+                info["deletion_auc"] = deletion_auc(predict, image[0], saliency, auc_step, **curve)
             if mask is not None:
                 info["energy_ratio"] = energy_ratio(saliency, mask)
                 info["pointing_hit"] = pointing_hit(saliency, mask)

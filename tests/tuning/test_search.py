@@ -44,6 +44,7 @@ def test_space_maps_onto_run_config():
     (["--dropout", "0.6:0.2"], "dropout"),
     (["--max-epochs", "0"], "max-epochs"),
     (["--oversample", "maybe"], "on/off"),
+    (["--task", "ranking"], "invalid choice"),
 ])
 def test_bad_values_fail_before_any_work(argv, message, tmp_path, capsys):
     from tuning.search import main
@@ -52,6 +53,35 @@ def test_bad_values_fail_before_any_work(argv, message, tmp_path, capsys):
         main(["--out", str(tmp_path / "s"), *argv])
     assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_attribute_fed_is_refused_with_what_to_do_instead(tmp_path, capsys):
+    from tuning.search import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "s"), "--task", "attribute-fed"])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("python -m tuning.search: error: --task attribute-fed cannot be searched")
+    for words in ("not a single Keras fit", "--task multitask", "pawtf train --task attribute-fed"):
+        assert words in error
+    assert not (tmp_path / "s").exists()
+
+
+def test_search_settings_keep_the_task(tmp_path):
+    from tuning.search import _save_search_config
+
+    search = SearchConfig(out_dir=str(tmp_path), task="buckets")
+    _save_search_config(search)
+    assert json.loads((tmp_path / "search.json").read_text())["task"] == "buckets"
+    _save_search_config(search)  # the same settings resume
+    with pytest.raises(SystemExit, match="task"):
+        _save_search_config(SearchConfig(out_dir=str(tmp_path), task="multitask"))
+    # a search saved before tasks existed resumes as the score search it was
+    saved = json.loads((tmp_path / "search.json").read_text())
+    del saved["task"]
+    (tmp_path / "search.json").write_text(json.dumps(saved))
+    _save_search_config(SearchConfig(out_dir=str(tmp_path)))
 
 
 def test_random_search_end_to_end_with_cached_and_pipeline_trials(tiny_demo, tmp_path):
@@ -95,6 +125,48 @@ def test_frozen_head_on_cached_embeddings_is_the_full_model(tiny_demo, tmp_path)
                                "metadata": fold.val[list(__import__("pawtf.data.schema", fromlist=["FLAGS"]).FLAGS)].to_numpy("float32")}, verbose=0)
     from_images = full.predict(make_dataset(fold.val, 32, 8, with_target=False), verbose=0)
     np.testing.assert_allclose(from_cache, from_images, rtol=1e-3, atol=1e-3)
+
+
+def test_multitask_search_minimises_the_score_heads_rmse(tiny_demo, tmp_path):
+    """Frozen-backbone trials: the heads train on cached embeddings, then move into the full model."""
+    out = tmp_path / "search"
+    best = run_search(tiny_search(tiny_demo, out, "--task", "multitask", "--tuner", "random",
+                                  "--max-trials", "2", "--unfreeze", "0"), verbose=0)
+    assert best["task"] == "multitask" and best["objective"] == "val_rmse"
+    trials = pd.read_csv(out / "trials.csv")
+    assert (trials.status == "COMPLETED").sum() == 2 and trials.val_rmse.notna().all()
+    assert "metadata_units" not in trials, "an image-only task has no metadata branch to search"
+    assert best["val_rmse"] == pytest.approx(trials.val_rmse.min())
+    run = load_run(out / "best")
+    assert run.task == "multitask" and not run.uses_metadata
+    assert set(run.model.output) == {"pawpularity", "flags"}
+    assert run.metrics["val_rmse"] == pytest.approx(run.metrics["val_rmse_search"], rel=0.02)
+    assert 0 <= run.metrics["mean_flag_auc"] <= 1 and run.metrics["baseline_rmse"] == best["baseline_rmse"]
+    assert Path(best["exported"]).is_dir()
+
+
+def test_buckets_search_maximises_accuracy(tiny_demo, tmp_path, monkeypatch):
+    """A trial that unfreezes backbone layers: the whole model on the image pipeline."""
+    import tuning.report
+
+    # Exporting (half a minute here) is pawtf.export's, tested with the other tasks; skip it.
+    monkeypatch.setattr(tuning.report, "export_run", lambda run, out: "")
+    out = tmp_path / "search"
+    best = run_search(tiny_search(tiny_demo, out, "--task", "buckets", "--tuner", "random",
+                                  "--max-trials", "1", "--unfreeze", "5", "--max-epochs", "1"),
+                      verbose=0)
+    assert best["objective"] == "val_bucket_accuracy" and best["direction"] == "max"
+    trials = pd.read_csv(out / "trials.csv")
+    assert set(trials.cached) == {0.0}
+    assert best["val_bucket_accuracy"] == pytest.approx(trials.val_bucket_accuracy.max())
+    assert "loss" not in trials, "buckets has no score loss to search"
+    metrics = load_run(out / "best").metrics
+    assert metrics["task"] == "buckets" and "val_rmse" not in metrics
+    assert metrics["baseline_bucket_accuracy"] == pytest.approx(best["baseline_bucket_accuracy"])
+    # re-measured on the full model: at most one validation row changes its class
+    assert metrics["bucket_accuracy"] == pytest.approx(metrics["bucket_accuracy_search"],
+                                                       abs=1 / metrics["n_val"] + 1e-6)
+    assert best["best_run_bucket_accuracy"] == metrics["bucket_accuracy"]
 
 
 def _wait(predicate, timeout, what):
