@@ -282,7 +282,8 @@ def _variant(cfg: RunConfig, **model_changes) -> RunConfig:
 def _stage(cfg: RunConfig, out: Path, data: FoldData, *, verbose, prepare=None, callbacks=None):
     """One stage as its own (resumable) run folder; a finished stage is loaded, not retrained."""
     if (out / "metrics.json").exists():
-        RunConfig.load(out / "config.json")  # fails loudly on a damaged stage
+        if RunConfig.load(out / "config.json") != cfg:
+            raise RunExistsError(f"{out} holds a finished stage with other settings; pass --overwrite")
         metrics = json.loads((out / "metrics.json").read_text())
     else:
         _prepare_run_dir(out, cfg, overwrite=False)

@@ -171,9 +171,15 @@ def runs(tiny_demo, tmp_path_factory):
     """One trained run folder per task."""
     from pawtf.train import train
 
+    import shutil
+
     root = tmp_path_factory.mktemp("task_runs")
-    for task in ("multitask", "buckets", "attribute-fed"):
+    for task in ("multitask", "buckets"):
         train(run_cfg(tiny_demo, task), root / task, verbose=0)
+    # attribute-fed's stage 1 is this very multitask run (same settings, checked when it is reused):
+    # start from it rather than train it twice
+    shutil.copytree(root / "multitask", root / "attribute-fed" / "stage1")
+    train(run_cfg(tiny_demo, "attribute-fed"), root / "attribute-fed", verbose=0)
     return root
 
 
@@ -248,6 +254,18 @@ def test_attribute_fed_resumes_from_its_finished_stage(runs, tiny_demo, tmp_path
     assert (run / "stage1" / "model.keras").stat().st_mtime_ns == stage1_model
     assert (run / "predicted_flags.csv").read_text() == flags_before
     assert (run / "stage2" / "metrics.json").exists() and np.isfinite(metrics["val_rmse"])
+
+
+def test_a_finished_stage_with_other_settings_is_refused(runs, tiny_demo, tmp_path):
+    import shutil
+
+    from pawtf.train import RunExistsError, train
+
+    run = tmp_path / "fed"
+    (run / "stage1").parent.mkdir()
+    shutil.copytree(runs / "buckets", run / "stage1")  # a finished run, but not this run's stage 1
+    with pytest.raises(RunExistsError, match="stage1 holds a finished stage with other settings"):
+        train(run_cfg(tiny_demo, "attribute-fed"), run, verbose=0)
 
 
 @pytest.fixture(scope="module")
