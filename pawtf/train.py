@@ -41,8 +41,9 @@ from pawtf.data.pipeline import make_dataset
 from pawtf import tasks
 from pawtf.data.schema import FLAGS, ID_COLUMN
 from pawtf.data.split import check_no_leak, make_folds, oversample
-from pawtf.models.popularity import (FLAGS_LOGITS, IMAGE_EMBEDDING, build_head_model, build_model,
-                                     embedding_model, image_size, training_model, transfer_weights)
+from pawtf.models.popularity import (FLAGS_EMBEDDING, FLAGS_LOGITS, IMAGE_EMBEDDING, build_head_model,
+                                     build_model, embedding_model, image_size, training_model,
+                                     transfer_weights)
 
 
 class RunExistsError(RuntimeError):
@@ -218,18 +219,21 @@ def _train_attribute_fed(cfg: RunConfig, out: Path, data: FoldData, *, verbose, 
     """Stage 1 (``out/stage1``): a multitask model. Then every training row gets flags predicted
     out-of-fold (heads refitted on the other inner folds' pooled backbone features) and every validation
     row the stage-1 head's flags (``out/predicted_flags.csv``). Stage 2 (``out/stage2``): a score model
-    with stage 1's backbone and image embedding frozen, trained with those predicted flags as metadata.
-    The served model (``out/model.keras``) joins them: image -> flags head -> metadata branch -> score."""
+    on stage 1's backbone (frozen), with its own image embedding and head, trained with those predicted
+    flags as metadata. Stage 1's image embedding is not reused there: fitted to the training rows'
+    scores, it would let stage 2 lean on features that are in-sample for exactly those rows. The served
+    model (``out/model.keras``) joins them: image -> stage 1's flags head -> metadata branch, beside
+    stage 2's image embedding -> score."""
     stage1_cfg = _variant(cfg, task=tasks.MULTITASK)
     stage1, stage1_metrics = _stage(stage1_cfg, out / "stage1", data, verbose=verbose, callbacks=callbacks)
     predicted = predicted_flags(stage1, stage1_cfg, data, out / PREDICTED_FLAGS, verbose=verbose)
     fed = _with_flags(data, predicted)
 
-    shared = [layer.name for layer in embedding_model(stage1).layers] + [IMAGE_EMBEDDING]
+    backbone = [layer.name for layer in embedding_model(stage1).layers]
 
     def from_stage1(model):
-        transfer_weights(stage1, model, only=shared)
-        for name in shared:
+        transfer_weights(stage1, model, only=backbone)
+        for name in backbone:
             model.get_layer(name).trainable = False
 
     stage2_cfg = _variant(cfg, task=tasks.SCORE)
@@ -240,7 +244,8 @@ def _train_attribute_fed(cfg: RunConfig, out: Path, data: FoldData, *, verbose, 
     served = build_model(dataclasses.replace(cfg.model, weights=None), stats.score_mean,
                          stats.flag_prevalence)
     transfer_weights(stage2, served)
-    transfer_weights(stage1, served, only=[FLAGS_LOGITS])
+    transfer_weights(stage1, served, only=[IMAGE_EMBEDDING, FLAGS_LOGITS],
+                     rename={IMAGE_EMBEDDING: FLAGS_EMBEDDING})
     tmp = out / "model.tmp.keras"
     served.save(tmp)
     tmp.replace(out / "model.keras")
@@ -307,7 +312,7 @@ def predicted_flags(stage1: keras.Model, cfg: RunConfig, data: FoldData, path: P
     size, batch = image_size(cfg.model), cfg.train.batch_size
     rows = pd.concat([data.train, data.val])
     images = make_dataset(rows, size, batch, with_target=False, with_metadata=False, cache=False)
-    features = embedding_model(stage1).predict(images.map(lambda x: x["image"]), verbose=0)
+    features = embedding_model(stage1).predict(images.map(_image_only), verbose=0)
     train_x, val_x = features[:len(data.train)], features[len(data.train):]
 
     head = build_head_model(cfg.model, features.shape[1])
@@ -344,6 +349,10 @@ def predicted_flags(stage1: keras.Model, cfg: RunConfig, data: FoldData, path: P
     table.to_csv(tmp, index=False, float_format="%.5f")
     tmp.replace(path)
     return table.set_index(ID_COLUMN)
+
+
+def _image_only(inputs):
+    return inputs["image"]
 
 
 #: Most epochs an out-of-fold flag head trains (early stopping on a tenth of its rows ends it sooner).

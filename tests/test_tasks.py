@@ -220,13 +220,15 @@ def test_attribute_fed_trains_stage_two_on_out_of_fold_flags(runs):
     from pawtf.runs import load_run
 
     served, stage1, stage2 = (load_run(p).model for p in (run, run / "stage1", run / "stage2"))
-    for name in ("image_embedding", "flags_logits"):
-        np.testing.assert_array_equal(served.get_layer(name).get_weights()[0],
-                                      stage1.get_layer(name).get_weights()[0])
-    np.testing.assert_array_equal(stage2.get_layer("image_embedding").get_weights()[0],
-                                  stage1.get_layer("image_embedding").get_weights()[0])
-    np.testing.assert_array_equal(served.get_layer("score_dense").get_weights()[0],
-                                  stage2.get_layer("score_dense").get_weights()[0])
+
+    def same(a, b, layer, other=None):
+        return all(np.array_equal(x, y) for x, y in zip(a.get_layer(layer).get_weights(),
+                                                        b.get_layer(other or layer).get_weights()))
+
+    assert same(served, stage1, "flags_embedding", "image_embedding") and same(served, stage1, "flags_logits")
+    assert same(served, stage2, "image_embedding") and same(served, stage2, "score_dense")
+    assert not same(stage2, stage1, "image_embedding")  # stage 2 trains its own
+    assert same(stage2, stage1, "stem_conv")  # the backbone is stage 1's
     # served(image) == stage2(image, stage1's flags for the image)
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (3, SIZE, SIZE, 3)).astype(np.float32)

@@ -31,7 +31,8 @@ from pawtf.models import backbones
 
 OUTPUT = tasks.SCORE_OUTPUT  # "pawpularity"
 EMBEDDING = "image_pool"  # the pooled backbone features: what frozen-backbone trials cache
-IMAGE_EMBEDDING = "image_embedding"  # the Dense layer every head starts from
+IMAGE_EMBEDDING = "image_embedding"  # the Dense layer the score (or buckets) head starts from
+FLAGS_EMBEDDING = "flags_embedding"  # attribute-fed's flags head: stage 1's image embedding
 FLAGS_LOGITS = "flags_logits"
 
 
@@ -89,7 +90,11 @@ def _heads(embedding, cfg: ModelConfig, initial_score: float, flag_prior):
     x = keras.layers.Dense(cfg.embedding_units, activation="relu", name=IMAGE_EMBEDDING)(embedding)
     inputs, outputs, flags = [], {}, None
     if tasks.predicts_flags(task):
-        flags = _flags_output(keras.layers.Dropout(cfg.dropout, name="flags_dropout")(x), flag_prior)
+        # multitask: the flags head shares the image embedding with the score head. attribute-fed: the
+        # flags head has its own (stage 1's), so the score head's embedding is trained in stage 2 only.
+        f = x if task == tasks.MULTITASK else keras.layers.Dense(
+            cfg.embedding_units, activation="relu", name=FLAGS_EMBEDDING)(embedding)
+        flags = _flags_output(keras.layers.Dropout(cfg.dropout, name="flags_dropout")(f), flag_prior)
         outputs[tasks.FLAGS_OUTPUT] = flags
     if tasks.takes_metadata(task, cfg.use_metadata):
         flags = keras.Input((len(FLAGS),), name="metadata")
@@ -127,17 +132,18 @@ def embedding_model(model: keras.Model) -> keras.Model:
                        name="embedding")
 
 
-def transfer_weights(source: keras.Model, target: keras.Model,
-                     only: Iterable[str] | None = None) -> list[str]:
+def transfer_weights(source: keras.Model, target: keras.Model, only: Iterable[str] | None = None,
+                     rename: dict[str, str] | None = None) -> list[str]:
     """Copy the weights of every layer that `target` shares by name with `source` (restricted to the
-    names in `only` when given); returns the names."""
+    source names in `only` when given; `rename` maps a source layer's name to its target's); returns
+    the source names copied."""
+    rename = rename or {}
     names = {l.name for l in target.layers}
-    if only is not None:
-        names &= set(only)
     copied = []
     for layer in source.layers:
-        if layer.weights and layer.name in names:
-            target.get_layer(layer.name).set_weights(layer.get_weights())
+        name = rename.get(layer.name, layer.name)
+        if layer.weights and name in names and (only is None or layer.name in only):
+            target.get_layer(name).set_weights(layer.get_weights())
             copied.append(layer.name)
     return copied
 
