@@ -12,7 +12,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
 
 from pawtf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from pawtf.tasks import TASKS
+from pawtf.tasks import TASKS, check_config
 
 _DATA, _MODEL, _TRAIN = DataConfig(), ModelConfig(), TrainConfig()
 
@@ -89,18 +89,17 @@ def _run_config(args) -> RunConfig:
     m.use_metadata, m.loss = not args.no_metadata, args.loss
     m.task, m.flag_balance = args.task, args.flag_balance
     m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
-    if args.task == "attribute-fed" and args.no_metadata:
-        raise SystemExit("pawtf: error: attribute-fed feeds predicted flags to the score head; drop "
-                         "--no-metadata (the model takes the image only anyway)")
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
     t.oof_folds = args.oof_folds
-    if args.oof_folds < 2:
-        raise SystemExit("pawtf: error: --oof-folds must be at least 2")
     if args.folds < 2:
         raise SystemExit("pawtf: error: --folds must be at least 2")
     if not 0 <= args.fold < args.folds:
         raise SystemExit(f"pawtf: error: --fold must be in 0..{args.folds - 1}")
+    try:
+        check_config(cfg)
+    except ValueError as err:
+        raise SystemExit(f"pawtf: error: {err}")
     return cfg
 
 
@@ -214,12 +213,13 @@ def cmd_rank(args) -> None:
 
 
 def cmd_crop(args) -> None:
-    from pawtf.crop import advise_crops, crop_preview, check_saliency
+    from pawtf.crop import advise_crops, check_saliency, check_scorer, crop_preview
 
     saliency = None if args.saliency == "none" else args.saliency
     scorer = _scorer(args.model)
     try:
         check_saliency(saliency)
+        check_scorer(scorer)
     except ValueError as err:
         raise SystemExit(f"pawtf: error: {err}")
     for advice in advise_crops(scorer, args.photos, args.metadata, saliency=saliency,

@@ -215,8 +215,8 @@ def _explainer(scorer, method: str):
         from pawtf.explain import make_explainer
         from pawtf.explain.base import target_for
 
-        model = scorer.run.model  # explains what crops are ranked by: the score, or P(Great)
-        cache[method] = make_explainer(method, model, target=target_for(model))
+        model = scorer.run.model
+        cache[method] = make_explainer(method, model, target=target_for(model))  # the score
     return cache[method]
 
 
@@ -230,6 +230,13 @@ def saliency_map(scorer, photo: np.ndarray, flags: np.ndarray | None, method: st
     return np.asarray(_explainer(scorer, method)(images, meta))[0]
 
 
+def check_scorer(scorer) -> None:
+    """Crop advice compares scores in points: a buckets model (classes) cannot give it."""
+    if scorer.task == "buckets":
+        raise ValueError("crop advice compares predicted scores in points; a buckets model predicts "
+                         "classes: use a score, multitask or attribute-fed model")
+
+
 def advise_crop(scorer, path: str | Path, flags: np.ndarray | None = None, *,
                 saliency: str | None = DEFAULT_SALIENCY, min_gain: float = DEFAULT_MIN_GAIN,
                 out_dir: str | Path | None = None) -> CropAdvice:
@@ -238,6 +245,7 @@ def advise_crop(scorer, path: str | Path, flags: np.ndarray | None = None, *,
     ``out_dir/<stem>_crop.jpg`` (``.png`` for PNG photos), full resolution. ``flags``: the photo's 12
     flags (zeros when None and the model takes them). ``saliency``: a :mod:`pawtf.explain` method for the
     salient candidates, or None for none. Errors (unreadable photo) are returned in ``error``."""
+    check_scorer(scorer)
     advice = CropAdvice(str(path))
     try:
         photo = load_rgb(path)

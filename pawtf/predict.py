@@ -120,6 +120,7 @@ class Scorer:
     image_size: int
     uses_metadata: bool
     description: str
+    task: str = tasks.SCORE  # what the model predicts (see pawtf.tasks)
     run = None  # the loaded run when there is one (saliency needs the Keras model)
 
     def score_files(self, paths: Sequence[str], metadata: np.ndarray | None) -> list[Score]:
@@ -140,6 +141,7 @@ class KerasScorer(Scorer):
         self.model = run.model
         self.image_size = int(run.image_size)
         self.uses_metadata = bool(run.uses_metadata)
+        self.task = run.task
         self.description = f"run {run.path}"
         self._pool = ThreadPoolExecutor(max_workers=workers)
 
@@ -154,7 +156,7 @@ class KerasScorer(Scorer):
         inputs = {"image": np.asarray(images, np.float32)}
         if self.uses_metadata:
             inputs["metadata"] = _metadata_or_zeros(metadata, len(images))
-        return tasks.as_dict(self.model.predict_on_batch(inputs), self.run.task)
+        return tasks.as_dict(self.model.predict_on_batch(inputs), self.task)
 
     def predict_arrays(self, images: np.ndarray, metadata: np.ndarray | None) -> np.ndarray:
         """Scores [N] (a buckets model: expected class) for images already at the model size."""
@@ -205,6 +207,7 @@ class SavedModelScorer(Scorer):
                              "was it exported by pawtf?")
         self.uses_metadata = "metadata" in inputs
         self.info = read_info(self.path)
+        self.task = self.info.get("task", tasks.SCORE)
         self.image_size = int(self.info.get("image_size", 0)) or None
         self.description = f"SavedModel {self.path}"
 

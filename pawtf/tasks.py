@@ -55,6 +55,20 @@ def check_task(task: str) -> str:
     return task
 
 
+def check_config(cfg) -> None:
+    """Refuse settings a task cannot train with, before any work (cfg: a `RunConfig`)."""
+    task = check_task(cfg.model.task)
+    if cfg.model.flag_balance not in ("balanced", "none"):
+        raise ValueError(f"unknown flag_balance {cfg.model.flag_balance!r}; expected 'balanced' or 'none'")
+    if task == ATTRIBUTE_FED and not cfg.model.use_metadata:
+        raise ValueError("attribute-fed feeds the predicted flags to the score head's metadata branch: it "
+                         "needs use_metadata=True (the model takes the image only anyway; drop "
+                         "--no-metadata)")
+    if task == ATTRIBUTE_FED and cfg.train.oof_folds < 2:
+        raise ValueError(f"attribute-fed needs oof_folds >= 2 for out-of-fold flags, got "
+                         f"{cfg.train.oof_folds}")
+
+
 def predicts_score(task: str) -> bool:
     return check_task(task) != BUCKETS
 

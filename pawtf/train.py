@@ -12,7 +12,8 @@ A run folder holds everything that comes after training needs, and is the only c
 - ``split.csv``: every row's Id, fold and role (train/val), so held-out rows stay known
 - ``history.csv`` and ``logs/`` (TensorBoard)
 - ``backup/`` while training: a killed run resumes from its last finished epoch when started again
-- ``attribute-fed`` runs add ``stage1/`` and ``stage2/`` (each a run folder) and ``predicted_flags.csv``
+- ``attribute-fed`` runs add ``stage1/`` and ``stage2/`` (each a run folder; ``stage1/predicted_flags.csv``
+  holds the flags stage 2 trained and validated on)
 
 Example:
 
@@ -48,8 +49,6 @@ from pawtf.models.popularity import (FLAGS_EMBEDDING, FLAGS_LOGITS, IMAGE_EMBEDD
 
 class RunExistsError(RuntimeError):
     """The run folder holds a finished run, or one made with a different configuration."""
-
-
 
 
 
@@ -119,13 +118,10 @@ def _prepare_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     if overwrite and out.exists():
         shutil.rmtree(out)
     if config_path.exists():
-        old = RunConfig.load(config_path).to_dict()
-        new = cfg.to_dict()
-        if old != new:
-            diff = [f"{s}.{k}: {old[s].get(k)!r} -> {new[s].get(k)!r}" for s in new for k in new[s]
-                    if old.get(s, {}).get(k) != new[s][k]]
-            raise RunExistsError(f"{out} holds an unfinished run with other settings ({'; '.join(diff)});"
-                                 f" resume it with the same settings, or pass --overwrite")
+        diff = _settings_diff(config_path, cfg)
+        if diff:
+            raise RunExistsError(f"{out} holds an unfinished run with other settings ({diff}); resume it "
+                                 f"with the same settings, or pass --overwrite")
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(config_path)
 
@@ -137,7 +133,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     last finished stage and epoch). `table` skips re-validating an already loaded table; `callbacks` run
     after pawtf's own (the run's backup is already saved when they see an epoch end)."""
     out = Path(out_dir)
-    tasks.check_task(cfg.model.task)
+    tasks.check_config(cfg)
     _prepare_run_dir(out, cfg, overwrite)
     keras.utils.set_random_seed(cfg.train.seed)
     table = load_table(cfg, progress=verbose != 0) if table is None else table
@@ -218,7 +214,7 @@ def _fit(cfg: RunConfig, out: Path, data: FoldData, *, verbose, callbacks=None, 
 def _train_attribute_fed(cfg: RunConfig, out: Path, data: FoldData, *, verbose, callbacks=None) -> dict:
     """Stage 1 (``out/stage1``): a multitask model. Then every training row gets flags predicted
     out-of-fold (heads refitted on the other inner folds' pooled backbone features) and every validation
-    row the stage-1 head's flags (``out/predicted_flags.csv``). Stage 2 (``out/stage2``): a score model
+    row the stage-1 head's flags (``out/stage1/predicted_flags.csv``, beside the model that made them). Stage 2 (``out/stage2``): a score model
     on stage 1's backbone (frozen), with its own image embedding and head, trained with those predicted
     flags as metadata. Stage 1's image embedding is not reused there: fitted to the training rows'
     scores, it would let stage 2 lean on features that are in-sample for exactly those rows. The served
@@ -226,7 +222,7 @@ def _train_attribute_fed(cfg: RunConfig, out: Path, data: FoldData, *, verbose, 
     stage 2's image embedding -> score."""
     stage1_cfg = _variant(cfg, task=tasks.MULTITASK)
     stage1, stage1_metrics = _stage(stage1_cfg, out / "stage1", data, verbose=verbose, callbacks=callbacks)
-    predicted = predicted_flags(stage1, stage1_cfg, data, out / PREDICTED_FLAGS, verbose=verbose)
+    predicted = predicted_flags(stage1, stage1_cfg, data, out / "stage1" / PREDICTED_FLAGS, verbose=verbose)
     fed = _with_flags(data, predicted)
 
     backbone = [layer.name for layer in embedding_model(stage1).layers]
@@ -261,6 +257,10 @@ def _train_attribute_fed(cfg: RunConfig, out: Path, data: FoldData, *, verbose, 
         "n_train_oversampled": len(data.plan),
         "n_val": len(data.val),
         "oof_folds": cfg.train.oof_folds,
+        # how good the flags stage 2 learnt from were (training rows, out of fold)
+        "oof_mean_flag_auc": tasks.flag_metrics(
+            data.train[list(FLAGS)].to_numpy(),
+            predicted.loc[data.train[ID_COLUMN], list(FLAGS)].to_numpy())["mean_flag_auc"],
         "stage1": {k: stage1_metrics.get(k) for k in ("val_rmse", "mean_flag_auc", "best_epoch",
                                                       "epochs_run")},
         "stage2": {k: stage2_metrics.get(k) for k in ("val_rmse", "best_epoch", "epochs_run")},
@@ -287,8 +287,10 @@ def _variant(cfg: RunConfig, **model_changes) -> RunConfig:
 def _stage(cfg: RunConfig, out: Path, data: FoldData, *, verbose, prepare=None, callbacks=None):
     """One stage as its own (resumable) run folder; a finished stage is loaded, not retrained."""
     if (out / "metrics.json").exists():
-        if RunConfig.load(out / "config.json") != cfg:
-            raise RunExistsError(f"{out} holds a finished stage with other settings; pass --overwrite")
+        diff = _settings_diff(out / "config.json", cfg)
+        if diff:
+            raise RunExistsError(f"{out} holds a finished stage with other settings ({diff}); delete it "
+                                 f"to train it again, or pass --overwrite to start the whole run afresh")
         metrics = json.loads((out / "metrics.json").read_text())
     else:
         _prepare_run_dir(out, cfg, overwrite=False)
@@ -308,7 +310,7 @@ def predicted_flags(stage1: keras.Model, cfg: RunConfig, data: FoldData, path: P
     when the run resumes.
     """
     if path.exists():
-        return pd.read_csv(path).set_index(ID_COLUMN)
+        return pd.read_csv(path, dtype={ID_COLUMN: str}).set_index(ID_COLUMN)
     size, batch = image_size(cfg.model), cfg.train.batch_size
     rows = pd.concat([data.train, data.val])
     images = make_dataset(rows, size, batch, with_target=False, with_metadata=False, cache=False)
@@ -370,6 +372,13 @@ def _with_flags(data: FoldData, flags: pd.DataFrame) -> FoldData:
     return dataclasses.replace(data, train=swap(data.train), val=swap(data.val), plan=swap(data.plan))
 
 
+def _settings_diff(config_path: Path, cfg: RunConfig) -> str:
+    """How the run config stored at `config_path` differs from `cfg` ("" when it does not)."""
+    old, new = RunConfig.load(config_path).to_dict(), cfg.to_dict()
+    return "; ".join(f"{s}.{k}: {old.get(s, {}).get(k)!r} -> {new[s][k]!r}" for s in new for k in new[s]
+                     if old.get(s, {}).get(k) != new[s][k])
+
+
 def _write_json(path: Path, values: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(values, indent=2) + "\n")
@@ -383,6 +392,7 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
     ``mean_flag_auc_mean``, ``bucket_accuracy_mean``, ...) and ``folds``, each fold's val RMSE (bucket
     accuracy for buckets)."""
     out = Path(out_dir)
+    tasks.check_config(cfg)
     table = load_table(cfg, progress=verbose != 0)
     results = []
     for k in range(cfg.data.folds):
@@ -390,6 +400,10 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
         fold_cfg.data.fold = k
         run = out / f"fold{k}"
         if (run / "metrics.json").exists() and not overwrite:
+            diff = _settings_diff(run / "config.json", fold_cfg)
+            if diff:
+                raise RunExistsError(f"{run} holds a finished fold with other settings ({diff}); choose "
+                                     f"another --out or pass --overwrite")
             metrics = json.loads((run / "metrics.json").read_text())
         else:
             metrics = train(fold_cfg, run, overwrite=overwrite, verbose=verbose, table=table)

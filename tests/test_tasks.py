@@ -211,7 +211,8 @@ def test_attribute_fed_trains_stage_two_on_out_of_fold_flags(runs):
     assert metrics["task"] == "attribute-fed" and metrics["oof_folds"] == 3
     assert {"stage1", "stage2"} <= set(metrics) and np.isfinite(metrics["val_rmse"])
     split = pd.read_csv(run / "split.csv")
-    predicted = pd.read_csv(run / "predicted_flags.csv")
+    predicted = pd.read_csv(run / "stage1" / "predicted_flags.csv")
+    assert 0 <= metrics["oof_mean_flag_auc"] <= 1
     roles = dict(zip(predicted[ID_COLUMN], predicted.role))
     assert all(roles[i] == ("oof" if r == "train" else "val") for i, r in zip(split[ID_COLUMN], split.role))
     assert predicted[list(FLAGS)].to_numpy().min() >= 0 and predicted[list(FLAGS)].to_numpy().max() <= 1
@@ -251,10 +252,10 @@ def test_attribute_fed_resumes_from_its_finished_stage(runs, tiny_demo, tmp_path
         (run / name).unlink()
     shutil.rmtree(run / "stage2")
     stage1_model = (run / "stage1" / "model.keras").stat().st_mtime_ns
-    flags_before = (run / "predicted_flags.csv").read_text()
+    flags_before = (run / "stage1" / "predicted_flags.csv").read_text()
     metrics = train(run_cfg(tiny_demo, "attribute-fed"), run, verbose=0)
     assert (run / "stage1" / "model.keras").stat().st_mtime_ns == stage1_model
-    assert (run / "predicted_flags.csv").read_text() == flags_before
+    assert (run / "stage1" / "predicted_flags.csv").read_text() == flags_before
     assert (run / "stage2" / "metrics.json").exists() and np.isfinite(metrics["val_rmse"])
 
 
@@ -383,3 +384,63 @@ def test_cli_trains_with_task_and_explains_a_flag(tiny_demo, tmp_path):
                           str(out), "--target", "Great", "--methods", "vanilla", "--no-scores",
                           "--out", str(tmp_path / "ex")], capture_output=True, text=True)
     assert bad.returncode != 0 and "cannot explain 'Great'; targets: score, Subject Focus" in bad.stderr
+
+
+def test_out_of_fold_flags_ignore_each_rows_own_labels(runs, tiny_demo, tmp_path):
+    """Flipping the flags of one inner fold's rows changes every other row's predicted flags, and not
+    theirs: a row's flags come from a head that never saw its labels."""
+    import dataclasses
+
+    from pawtf.data.split import make_folds
+    from pawtf.runs import load_run
+    from pawtf.train import fold_data, load_table, predicted_flags
+
+    cfg = run_cfg(tiny_demo, "multitask")  # stage 1's settings
+    data = fold_data(cfg, load_table(cfg, progress=False))
+    stage1 = load_run(runs / "attribute-fed" / "stage1").model
+    inner = make_folds(data.train, k=cfg.train.oof_folds, seed=cfg.train.seed, n_bins=cfg.data.score_bins)
+    flipped = data.train.copy()
+    flipped.loc[inner == 0, list(FLAGS)] = 1 - flipped.loc[inner == 0, list(FLAGS)]
+    keras.utils.set_random_seed(0)
+    a = predicted_flags(stage1, cfg, data, tmp_path / "a.csv", verbose=0)
+    keras.utils.set_random_seed(0)
+    b = predicted_flags(stage1, cfg, dataclasses.replace(data, train=flipped), tmp_path / "b.csv", verbose=0)
+    held, others = data.train[ID_COLUMN][inner == 0], data.train[ID_COLUMN][inner != 0]
+    np.testing.assert_allclose(a.loc[held, list(FLAGS)], b.loc[held, list(FLAGS)], atol=1e-5)
+    assert np.abs(a.loc[others, list(FLAGS)].to_numpy() - b.loc[others, list(FLAGS)].to_numpy()).max() > 0.01
+    np.testing.assert_allclose(a[a.role == "val"][list(FLAGS)], b[b.role == "val"][list(FLAGS)])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: setattr(c.model, "use_metadata", False), "needs use_metadata=True"),
+    (lambda c: setattr(c.train, "oof_folds", 1), "needs oof_folds >= 2"),
+    (lambda c: setattr(c.model, "flag_balance", "oversample"), "unknown flag_balance"),
+])
+def test_bad_task_settings_fail_before_any_work(tiny_demo, tmp_path, change, message):
+    from pawtf.train import train
+
+    cfg = run_cfg(tiny_demo, "attribute-fed")
+    change(cfg)
+    with pytest.raises(ValueError, match=message):
+        train(cfg, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cv_refuses_a_finished_fold_with_other_settings(runs, tiny_demo, tmp_path):
+    import shutil
+
+    from pawtf.train import RunExistsError, cross_validate
+
+    shutil.copytree(runs / "buckets", tmp_path / "cv" / "fold0")
+    with pytest.raises(RunExistsError, match="fold0 holds a finished fold with other settings "
+                                             r"\(model.task: 'buckets' -> 'multitask'"):
+        cross_validate(run_cfg(tiny_demo, "multitask"), tmp_path / "cv", verbose=0)
+
+
+def test_crop_advice_refuses_a_buckets_model(runs, tiny_demo):
+    from pawtf.crop import advise_crop
+    from pawtf.predict import load_scorer
+
+    photo = sorted((tiny_demo / "train").glob("*.jpg"))[0]
+    with pytest.raises(ValueError, match="a buckets model predicts classes"):
+        advise_crop(load_scorer(runs / "buckets"), photo)

@@ -94,14 +94,19 @@ def target_names(model: keras.Model) -> list[str]:
     return choices
 
 
+def default_target(model: keras.Model) -> str:
+    """What a map explains when no target is named: the score, or ``Great`` for a buckets model."""
+    choices = target_names(model)
+    return tasks.SCORE_TARGET if tasks.SCORE_TARGET in choices else choices[-1]
+
+
 def target_for(model: keras.Model, name: str | None = None) -> Target:
     """The :class:`Target` called `name` for `model`: ``score`` (Pawpularity), a flag name (its predicted
     probability, e.g. ``Eyes``: "where does the model see the eyes?") or a bucket label (its class
     probability). Case and ``_`` for spaces do not matter. None: the score, or ``Great`` for a buckets
     model."""
     choices = target_names(model)
-    if name is None:
-        name = tasks.SCORE_TARGET if tasks.SCORE_TARGET in choices else choices[-1]
+    name = default_target(model) if name is None else name
     key = name.strip().lower().replace("_", " ")
     for choice in choices:
         if choice.lower() == key:

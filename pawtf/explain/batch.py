@@ -29,7 +29,7 @@ from pawtf import tasks
 from pawtf.data.images import ImageError, load_rgb
 from pawtf.data.schema import FLAGS, ID_COLUMN, DataError, read_table
 from pawtf.explain import METHODS, NOT_OFFERED, make_explainer
-from pawtf.explain.base import image_size, load_model, target_for
+from pawtf.explain.base import default_target, image_size, load_model, target_for
 from pawtf.explain.figures import overlay_figure, score_grid
 from pawtf.explain.scores import (DEFAULT_STEP, deletion_auc, energy_ratio, insertion_auc,
                                   pointing_hit, random_map)
@@ -251,7 +251,7 @@ def explain_files(
     summary = {
         "model": str(model),
         "methods_run": names,
-        "target": target or "default",
+        "target": target or default_target(net),
         "n_images": len(done),
         "n_errors": len(errors),
         "errors": errors,

@@ -7,8 +7,7 @@ mean predictor instead of climbing towards it.
 
 Example:
 
->>> from pawtf import tasks
-from pawtf.config import ModelConfig
+>>> from pawtf.config import ModelConfig
 >>> from pawtf.models.popularity import build_model
 >>> model = build_model(ModelConfig(backbone="mobilenetv2", weights=None, image_size=64))
 >>> [t.name for t in model.inputs], model.output.shape
