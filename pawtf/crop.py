@@ -232,7 +232,7 @@ def saliency_map(scorer, photo: np.ndarray, flags: np.ndarray | None, method: st
 
 def check_scorer(scorer) -> None:
     """Crop advice compares scores in points: a buckets model (classes) cannot give it."""
-    if scorer.task == "buckets":
+    if getattr(scorer, "task", "score") == "buckets":
         raise ValueError("crop advice compares predicted scores in points; a buckets model predicts "
                          "classes: use a score, multitask or attribute-fed model")
 
