@@ -286,13 +286,9 @@ def _variant(cfg: RunConfig, **model_changes) -> RunConfig:
 
 def _stage(cfg: RunConfig, out: Path, data: FoldData, *, verbose, prepare=None, callbacks=None):
     """One stage as its own (resumable) run folder; a finished stage is loaded, not retrained."""
-    if (out / "metrics.json").exists():
-        diff = _settings_diff(out / "config.json", cfg)
-        if diff:
-            raise RunExistsError(f"{out} holds a finished stage with other settings ({diff}); delete it "
-                                 f"to train it again, or pass --overwrite to start the whole run afresh")
-        metrics = json.loads((out / "metrics.json").read_text())
-    else:
+    metrics = _finished(out, cfg, "stage", "delete it to train it again, or pass --overwrite to start "
+                                           "the whole run afresh")
+    if metrics is None:
         _prepare_run_dir(out, cfg, overwrite=False)
         data.split_table().to_csv(out / "split.csv", index=False)
         metrics = _fit(cfg, out, data, verbose=verbose, callbacks=callbacks, prepare=prepare)
@@ -372,6 +368,17 @@ def _with_flags(data: FoldData, flags: pd.DataFrame) -> FoldData:
     return dataclasses.replace(data, train=swap(data.train), val=swap(data.val), plan=swap(data.plan))
 
 
+def _finished(run: Path, cfg: RunConfig, what: str, fix: str) -> dict | None:
+    """The metrics of the finished run in `run` made with `cfg`, None when it is unfinished; a finished
+    run with other settings is refused (`what` it is and how to `fix` that go into the message)."""
+    if not (run / "metrics.json").exists():
+        return None
+    diff = _settings_diff(run / "config.json", cfg)
+    if diff:
+        raise RunExistsError(f"{run} holds a finished {what} with other settings ({diff}); {fix}")
+    return json.loads((run / "metrics.json").read_text())
+
+
 def _settings_diff(config_path: Path, cfg: RunConfig) -> str:
     """How the run config stored at `config_path` differs from `cfg` ("" when it does not)."""
     old, new = RunConfig.load(config_path).to_dict(), cfg.to_dict()
@@ -399,13 +406,9 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
         fold_cfg = RunConfig.from_dict(cfg.to_dict())
         fold_cfg.data.fold = k
         run = out / f"fold{k}"
-        if (run / "metrics.json").exists() and not overwrite:
-            diff = _settings_diff(run / "config.json", fold_cfg)
-            if diff:
-                raise RunExistsError(f"{run} holds a finished fold with other settings ({diff}); choose "
-                                     f"another --out or pass --overwrite")
-            metrics = json.loads((run / "metrics.json").read_text())
-        else:
+        metrics = None if overwrite else _finished(run, fold_cfg, "fold",
+                                                   "choose another --out or pass --overwrite")
+        if metrics is None:
             metrics = train(fold_cfg, run, overwrite=overwrite, verbose=verbose, table=table)
         results.append(metrics)
         print(f"fold {k}: " + headline(metrics))

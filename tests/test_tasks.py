@@ -374,7 +374,7 @@ def test_cli_trains_with_task_and_explains_a_flag(tiny_demo, tmp_path):
 
     out = tmp_path / "cli_run"
     args = [sys.executable, "-m", "pawtf", "train", "--data", str(tiny_demo), "--out", str(out),
-            "--task", "multitask", "--backbone", "efficientnet_lite0", "--image-size", str(SIZE),
+            "--task", "multitask", "--backbone", "mobilenetv2", "--weights", "none", "--image-size", "32",
             "--epochs", "1", "--batch-size", "16", "--folds", "4", "--flags-loss-weight", "2"]
     done = subprocess.run(args, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
