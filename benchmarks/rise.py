@@ -102,23 +102,19 @@ def xplique_worker(job: Path) -> None:
 
 
 def load_inputs(args):
+    from pawtf.config import ModelConfig
     from pawtf.data.images import load_rgb
     from pawtf.data.schema import FLAGS
-    from pawtf.explain.base import image_size, load_model
+    from pawtf.models.popularity import build_model, image_size
+    from pawtf.runs import load_run
 
     if args.model:
-        model_path = Path(args.model)
-        model = load_model(model_path)
+        run = load_run(args.model)
+        model, size = run.model, run.image_size
     else:
-        from pawtf.config import ModelConfig
-        from pawtf.models.popularity import build_model
-
-        model = build_model(ModelConfig())
-        model_path = Path(tempfile.mkdtemp()) / "model.keras"
-        model.save(model_path)
-    if model_path.is_dir():
-        model_path = model_path / "model.keras"
-    size = image_size(model)
+        model, size = build_model(ModelConfig()), image_size(ModelConfig())
+    model_path = Path(tempfile.mkdtemp()) / "model.keras"  # what the xplique worker loads
+    model.save(model_path)
     flags = [0.0] * len(FLAGS)
     if args.image:
         photo = load_rgb(args.image, size=(size, size))
@@ -136,12 +132,13 @@ def load_inputs(args):
 
 
 def main() -> None:
+    from pawtf.runs import is_run
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--xplique-worker", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--model", default=str(REPO / "runs" / "demo") if (REPO / "runs" / "demo" /
-                        "model.keras").exists() else None,
-                        help="run folder or .keras file (default: runs/demo if trained, else the "
-                             "untrained default model)")
+    parser.add_argument("--model", default=str(REPO / "runs" / "demo") if is_run(REPO / "runs" / "demo")
+                        else None, help="run folder (default: runs/demo if trained, else the untrained "
+                                        "default model)")
     parser.add_argument("--image", help="photo (default: a generated demo photo)")
     parser.add_argument("--metadata", help="the photo's 12 flags, comma-separated (default: the demo "
                         "photo's flags, or zeros with --image)")

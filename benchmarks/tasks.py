@@ -15,7 +15,6 @@ Trains (or reuses, when finished; resumes, when killed) ``OUT/score`` (image + t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -24,12 +23,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pawtf.config import RunConfig  # noqa: E402
 from pawtf.data.demo import is_demo_dir, make_demo  # noqa: E402
-from pawtf.train import headline, load_table, train  # noqa: E402
+from pawtf import tasks  # noqa: E402
+from pawtf.runs import RunFolder  # noqa: E402
+from pawtf.train import load_table, train  # noqa: E402
 
 
 def run(task: str, data: str, out: Path, epochs: int, table, use_metadata: bool = True) -> dict:
-    if (out / "metrics.json").exists():
-        return json.loads((out / "metrics.json").read_text())
+    if RunFolder(out).finished:
+        return RunFolder(out).metrics()
     cfg = RunConfig()
     cfg.data.data_dir = data
     cfg.model.task, cfg.model.use_metadata = task, use_metadata
@@ -64,7 +65,7 @@ def main() -> None:
         if name == "image-only" and not args.image_only:
             continue
         results[name] = run(task, args.data, out / name, args.epochs, table, use_metadata=meta)
-        print(f"{name}: {headline(results[name])}", flush=True)
+        print(f"{name}: {tasks.get(task).headline(results[name])}", flush=True)
 
     multitask, fed, score, buckets = (results[k] for k in ("multitask", "attribute-fed", "score",
                                                            "buckets"))

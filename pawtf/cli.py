@@ -11,10 +11,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
 
-from pawtf.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from pawtf.tasks import TASKS, check_config
+from pawtf import tasks
+from pawtf.config import DataConfig, ExplainConfig, ModelConfig, RunConfig, TrainConfig
 
-_DATA, _MODEL, _TRAIN = DataConfig(), ModelConfig(), TrainConfig()
+__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+
+_DATA, _MODEL, _TRAIN, _EXPLAIN = DataConfig(), ModelConfig(), TrainConfig(), ExplainConfig()
 
 
 def _positive_int(text: str) -> int:
@@ -38,10 +40,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=_DATA.data_dir,
                    help="folder in the Kaggle layout: train.csv + train/<Id>.jpg (default: %(default)s)")
     p.add_argument("--out", required=True, help="run folder to write (resumed if it holds a killed run)")
-    p.add_argument("--task", default=_MODEL.task, choices=TASKS,
-                   help="score; multitask (score + the 12 flags from the image alone); attribute-fed "
-                        "(predicted flags feed the score head; image only); buckets (Poor / Average / "
-                        "Great by training terciles) (default: %(default)s)")
+    p.add_argument("--task", default=_MODEL.task, choices=tasks.names(),
+                   help="; ".join(f"{name}: {tasks.get(name).summary}" for name in tasks.names())
+                   + " (default: %(default)s)")
     p.add_argument("--flags-loss-weight", type=float, default=_MODEL.flags_loss_weight,
                    help="multitask, attribute-fed: weight of the flags loss (default: %(default)s)")
     p.add_argument("--score-loss-weight", type=float, default=_MODEL.score_loss_weight,
@@ -97,7 +98,7 @@ def _run_config(args) -> RunConfig:
     if not 0 <= args.fold < args.folds:
         raise SystemExit(f"pawtf: error: --fold must be in 0..{args.folds - 1}")
     try:
-        check_config(cfg)
+        tasks.get(cfg.model.task).check_config(cfg)
     except ValueError as err:
         raise SystemExit(f"pawtf: error: {err}")
     return cfg
@@ -142,7 +143,7 @@ def _add_demo_data(sub) -> None:
     p.add_argument("--n", type=_positive_int, default=demo.DEFAULT_N, help="images (default: %(default)s)")
     p.add_argument("--size", type=_positive_int, default=demo.DEFAULT_SIZE,
                    help="image side in pixels (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="(default: %(default)s)")
     p.set_defaults(func=cmd_demo_data)
 
 
@@ -162,8 +163,8 @@ def _add_baseline(sub) -> None:
     p = sub.add_parser("baseline", help="metadata-only models, K-fold RMSE; last line is JSON")
     p.add_argument("--csv", required=True, help="a train.csv")
     p.add_argument("--folds", type=_positive_int, default=_DATA.folds, help="(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--seed", type=int, default=_TRAIN.seed, help="fold seed (default: %(default)s)")
+    p.add_argument("--skip-bad", action="store_true", help="drop bad rows with a report instead of failing")
     p.set_defaults(func=cmd_baseline)
 
 
@@ -255,22 +256,27 @@ def _add_export(sub) -> None:
 
 
 def _add_predict(sub) -> None:
+    from pawtf.predict import DEFAULT_BATCH_SIZE
+
     p = sub.add_parser("predict", help="score photos: CSV of path, score, error")
     _add_model_options(p)
     p.add_argument("--out", metavar="CSV", help="write the scores here (default: standard output)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
 
 
 def _add_rank(sub) -> None:
+    from pawtf.predict import DEFAULT_BATCH_SIZE, DEFAULT_THUMB
+
     p = sub.add_parser("rank", help="rank one pet's photos best first and write a contact sheet")
     _add_model_options(p)
     p.add_argument("--sheet", default="contact_sheet.png", help="contact sheet PNG (default: %(default)s)")
     p.add_argument("--out", metavar="CSV", help="also write the ranking as CSV")
-    p.add_argument("--thumb", type=_positive_int, default=220, help="thumbnail side (default: %(default)s)")
+    p.add_argument("--thumb", type=_positive_int, default=DEFAULT_THUMB,
+                   help="thumbnail side (default: %(default)s)")
     p.add_argument("--columns", type=_positive_int, help="thumbnails per row (default: about square)")
-    p.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_rank)
 
@@ -293,17 +299,17 @@ def _add_crop(sub) -> None:
 
 
 def cmd_explain(args) -> None:
-    from pawtf.explain.batch import ExplainError, explain_files
+    from pawtf.explain import ExplainError, parse_methods
+    from pawtf.explain.batch import explain_files
 
     try:
-        summary = explain_files(
-            args.model, args.images, out=args.out, methods=args.methods, target=args.target,
-            metadata=args.metadata,
-            masks_dir=args.masks, group_by_score=args.group_by_score, group_size=args.group_size,
-            seed=args.seed, rise_masks=args.rise_masks, rise_grid=args.rise_grid,
-            rise_weighting=args.rise_weighting, rise_center=not args.rise_no_center,
-            rise_tol=args.rise_tol, auc_step=args.auc_step,
-            scores=not args.no_scores, batch_size=args.batch_size, progress=not args.quiet)
+        config = ExplainConfig(
+            methods=parse_methods(args.methods), seed=args.seed, rise_masks=args.rise_masks,
+            rise_grid=args.rise_grid, rise_weighting=args.rise_weighting, rise_center=not args.rise_no_center,
+            rise_tol=args.rise_tol, scores=not args.no_scores, auc_step=args.auc_step,
+            batch_size=args.batch_size, group_by_score=args.group_by_score, group_size=args.group_size)
+        summary = explain_files(args.model, args.images, config, out=args.out, target=args.target,
+                                metadata=args.metadata, masks_dir=args.masks, progress=not args.quiet)
     except ExplainError as err:
         raise SystemExit(f"pawtf: error: {err}")
     for line in summary["notes"] + [f"skipped {e['error']}" for e in summary["errors"]]:
@@ -315,16 +321,15 @@ def cmd_explain(args) -> None:
 def _add_explain(sub) -> None:
     from pawtf.explain import METHODS
     from pawtf.explain.rise import WEIGHTINGS
-    from pawtf.explain.scores import DEFAULT_STEP
 
     p = sub.add_parser("explain", help="saliency maps (gradients, Grad-CAM(++), RISE) and their scores")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
                    help="photos and folders of photos (searched recursively)")
-    p.add_argument("--model", required=True, help="a run folder or a .keras model file")
+    p.add_argument("--model", required=True, help="a run folder (saliency needs the Keras model)")
     p.add_argument("--metadata", metavar="CSV", help="Id (= file stem) + the 12 flags, held fixed while "
                    "explaining (default: the Kaggle-layout CSV beside the photos' folder, else all 0)")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help="comma-separated, from: " + ", ".join(METHODS) + " (default: all)")
+    p.add_argument("--methods", default=",".join(_EXPLAIN.methods),
+                   help="comma-separated, from: " + ", ".join(METHODS) + " (default: %(default)s)")
     p.add_argument("--target", help="what the maps explain: score (default), a flag name such as Eyes "
                    "(multitask and attribute-fed models: where the model sees it), or a bucket label "
                    "Poor, Average, Great (buckets models; default Great)")
@@ -333,22 +338,24 @@ def _add_explain(sub) -> None:
     p.add_argument("--out", default="explain", help="output folder (default: %(default)s)")
     p.add_argument("--group-by-score", action="store_true",
                    help="also write groups_<method>.png: highest, average and lowest scored photos")
-    p.add_argument("--group-size", type=_positive_int, default=4, help="photos per group "
-                   "(default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of SmoothGrad, RISE and the random baseline "
-                   "(default: %(default)s)")
-    p.add_argument("--rise-masks", type=_positive_int, default=4000, help="(default: %(default)s)")
-    p.add_argument("--rise-grid", type=_positive_int, default=8, help="(default: %(default)s)")
-    p.add_argument("--rise-weighting", choices=WEIGHTINGS, default="prediction",
+    p.add_argument("--group-size", type=_positive_int, default=_EXPLAIN.group_size,
+                   help="photos per group (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=_EXPLAIN.seed,
+                   help="seed of SmoothGrad, RISE and the random baseline (default: %(default)s)")
+    p.add_argument("--rise-masks", type=_positive_int, default=_EXPLAIN.rise_masks,
+                   help="(default: %(default)s)")
+    p.add_argument("--rise-grid", type=_positive_int, default=_EXPLAIN.rise_grid, help="(default: %(default)s)")
+    p.add_argument("--rise-weighting", choices=WEIGHTINGS, default=_EXPLAIN.rise_weighting,
                    help="(default: %(default)s)")
     p.add_argument("--rise-no-center", action="store_true", help="the paper's raw sum (noisier) instead "
                    "of subtracting the mean weight")
-    p.add_argument("--rise-tol", type=float, help="stop RISE early once the map changes by less than this "
-                   "(relative L2) between checks every 500 masks (default: off)")
-    p.add_argument("--auc-step", type=float, default=DEFAULT_STEP,
+    p.add_argument("--rise-tol", type=float, default=_EXPLAIN.rise_tol,
+                   help="stop RISE early once the map changes by less than this (relative L2) between "
+                        f"checks every {_EXPLAIN.rise_check_every} masks (default: off)")
+    p.add_argument("--auc-step", type=float, default=_EXPLAIN.auc_step,
                    help="fraction of pixels inserted/deleted per step (default: %(default)s)")
     p.add_argument("--no-scores", action="store_true", help="skip insertion/deletion AUCs")
-    p.add_argument("--batch-size", type=_positive_int, default=32,
+    p.add_argument("--batch-size", type=_positive_int, default=_EXPLAIN.batch_size,
                    help="images per forward pass along the insertion/deletion curves (default: "
                         "%(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -382,7 +389,7 @@ def _add_analyze_metadata(sub) -> None:
                    help="folds of the metadata-only RMSE and the logistic AUC (default: %(default)s)")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP,
                    help="resamples for the ranking's stability, 0 to skip (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=_TRAIN.seed, help="fold seed (default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true", help="drop bad rows with a report instead of failing")
     p.set_defaults(func=cmd_analyze_metadata)
 
@@ -424,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pawtf.data.schema import DataError
     from pawtf.models.backbones import WeightsUnavailableError
-    from pawtf.train import RunExistsError
+    from pawtf.runs import RunExistsError
 
     try:
         with _library_log_to_stderr():

@@ -1,7 +1,7 @@
 """Configuration dataclasses: the one source of defaults for the CLI, the tuner and notebooks.
 
 Every setting that changes what a run computes lives here, with its default. A run folder stores the
-whole `RunConfig` as `config.json`, so whoever loads a run gets the exact settings back.
+whole `RunConfig` (see `pawtf.runs`), so whoever loads a run gets the exact settings back.
 
 Example:
 
@@ -19,6 +19,9 @@ import dataclasses
 import json
 from pathlib import Path
 from typing import Any
+
+__all__ = ["DataConfig", "ExplainConfig", "ModelConfig", "OversampleRule", "RunConfig", "TrainConfig",
+           "study_oversampling"]
 
 
 @dataclasses.dataclass
@@ -100,8 +103,47 @@ class TrainConfig:
 
 
 @dataclasses.dataclass
+class ExplainConfig:
+    """How `pawtf explain` (and `pawtf.explain.batch.explain_files`) explains photos: the saliency
+    methods, RISE's settings and the map scores. The method classes take their defaults from here.
+
+    >>> ExplainConfig().rise_masks
+    4000
+    """
+
+    methods: tuple[str, ...] = ("vanilla", "smoothgrad", "gradcam", "gradcam++", "rise")
+    seed: int = 0  # SmoothGrad noise, RISE masks and the random baseline map
+    rise_masks: int = 4000  # N, the most masks per photo
+    rise_grid: int = 8  # s: masks are an s x s grid upsampled
+    rise_p: float = 0.5  # probability that a grid cell is kept
+    rise_weighting: str = "prediction"  # the paper's, or "deviation" (the study's)
+    rise_center: bool = True  # subtract the mean weight: same map in expectation, less noise
+    rise_tol: float | None = None  # stop once the map changes by less than this between checks
+    rise_check_every: int = 500  # masks between convergence checks
+    scores: bool = True  # insertion and deletion AUC per map
+    auc_step: float = 0.02  # fraction of pixels inserted or deleted per step of those curves
+    batch_size: int = 32  # images per forward pass along the curves
+    group_by_score: bool = False  # also draw the highest, average and lowest scored photos' maps
+    group_size: int = 4  # photos per group
+
+    def check(self) -> None:
+        """Refuse values no method can use (method names are checked by `pawtf.explain`).
+
+        Raises:
+            ValueError: naming the setting.
+        """
+        if not 0.0 < self.auc_step <= 1.0:
+            raise ValueError(f"auc_step must be a fraction of the pixels in (0, 1], got {self.auc_step}")
+        for name in ("rise_masks", "rise_grid", "rise_check_every", "batch_size", "group_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.rise_tol is not None and self.rise_tol <= 0:
+            raise ValueError(f"rise_tol must be > 0 (or None), got {self.rise_tol}")
+
+
+@dataclasses.dataclass
 class RunConfig:
-    """Everything a training run needs; stored as `config.json` in the run folder."""
+    """Everything a training run needs; stored in the run folder (`pawtf.runs`)."""
 
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)

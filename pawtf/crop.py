@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +35,16 @@ import numpy as np
 from PIL import Image
 
 from pawtf.data.images import ImageError, load_rgb
+from pawtf.data.photos import photo_flags, resize_like_training
 from pawtf.data.schema import FLAGS
+from pawtf.drawing import font, label
+from pawtf.predict import collect_photos
+
+__all__ = ["DEFAULT_MIN_GAIN", "DEFAULT_SALIENCY", "ORIGINAL", "Candidate", "CropAdvice", "advise_crop",
+           "advise_crops", "candidate_boxes", "check_saliency", "check_scorer", "crop_preview",
+           "salient_region", "saliency_map", "save_crop"]
+
+logger = logging.getLogger(__name__)
 
 ORIGINAL = "original"
 DEFAULT_MIN_GAIN = 1.0
@@ -197,44 +207,41 @@ def salient_region(saliency: np.ndarray, width: int, height: int, *, threshold: 
 
 
 def check_saliency(method: str | None) -> None:
-    """Raise ValueError unless ``method`` is None or a :mod:`pawtf.explain` method."""
-    if method is None:
-        return
-    from pawtf.explain import METHODS, NOT_OFFERED
+    """Raise ValueError unless `method` is None or a :mod:`pawtf.explain` method."""
+    if method is not None:
+        from pawtf.explain import check_method
 
-    key = method.strip().lower()
-    if key in NOT_OFFERED:
-        raise ValueError(f"saliency {key} is not offered: {NOT_OFFERED[key]}")
-    if key not in METHODS:
-        raise ValueError(f"unknown saliency method {method!r}; known: {', '.join(METHODS)}, or none")
+        check_method(method)
 
 
 def _explainer(scorer, method: str):
     cache = scorer.__dict__.setdefault("_explainers", {})
     if method not in cache:
-        from pawtf.explain import make_explainer
-        from pawtf.explain.base import target_for
+        from pawtf.explain import make_explainer, target_for
 
-        model = scorer.run.model
-        cache[method] = make_explainer(method, model, target=target_for(model))  # the score
+        run = scorer.run
+        cache[method] = make_explainer(method, run.model, target=target_for(run.task))  # the score
     return cache[method]
 
 
 def saliency_map(scorer, photo: np.ndarray, flags: np.ndarray | None, method: str = DEFAULT_SALIENCY
                  ) -> np.ndarray:
     """The ``method`` saliency map [S, S] in [0, 1] of an RGB photo as the model sees it."""
-    size = (scorer.image_size, scorer.image_size)
-    img = Image.fromarray(photo).resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-    images = np.asarray(img, np.float32)[None]
+    images = resize_like_training(photo, scorer.image_size).astype(np.float32)[None]
     meta = None if not scorer.uses_metadata else np.asarray(flags, np.float32).reshape(1, len(FLAGS))
     return np.asarray(_explainer(scorer, method)(images, meta))[0]
 
 
 def check_scorer(scorer) -> None:
-    """Crop advice compares scores in points: a buckets model (classes) cannot give it."""
-    if getattr(scorer, "task", "score") == "buckets":
-        raise ValueError("crop advice compares predicted scores in points; a buckets model predicts "
-                         "classes: use a score, multitask or attribute-fed model")
+    """Crop advice compares scores in points: a model that predicts no score (buckets: classes) cannot
+    give it.
+
+    Raises:
+        ValueError: naming the model's task.
+    """
+    if not scorer.task.predicts_score:
+        raise ValueError(f"crop advice compares predicted scores in points; a {scorer.task.name} model "
+                         f"predicts classes: use a model that predicts the score")
 
 
 def advise_crop(scorer, path: str | Path, flags: np.ndarray | None = None, *,
@@ -303,57 +310,39 @@ def crop_preview(advice: CropAdvice, out: str | Path, max_side: int = 640) -> Pa
     """The photo with every candidate box drawn and labelled with its score (the advised one in green)."""
     from PIL import ImageDraw
 
-    from pawtf.predict import _font
-
     img = Image.fromarray(load_rgb(advice.path))
     scale = min(1.0, max_side / max(img.size))
     if scale < 1:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(img)
-    font = _font(14)
+    small = font(14)
     for c in reversed(advice.candidates):
         best = advice.best is not None and c.name == advice.best.name
         colour = (40, 200, 70) if best else (255, 210, 0)
         box = [round(v * scale) for v in c.box]
         draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=colour, width=3 if best else 1)
-        _label(draw, (box[0] + 4, box[1] + 2), f"{c.name} {c.score:.1f}", colour, font)
-    _label(draw, (4, img.height - 20), f"uncropped {advice.original:.1f}", (255, 255, 255), font)
+        label(draw, (box[0] + 4, box[1] + 2), f"{c.name} {c.score:.1f}", colour, small)
+    label(draw, (4, img.height - 20), f"uncropped {advice.original:.1f}", (255, 255, 255), small)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out, "PNG")
     return out
 
 
-def _label(draw, xy, text, colour, font) -> None:
-    """Text on a dark box, readable over any photo."""
-    left, top, right, bottom = draw.textbbox(xy, text, font=font)
-    draw.rectangle([left - 2, top - 1, right + 2, bottom + 1], fill=(0, 0, 0))
-    draw.text(xy, text, fill=colour, font=font)
-
-
 def advise_crops(scorer, paths: Sequence[str | Path], metadata=None, **kwargs) -> list[CropAdvice]:
     """:func:`advise_crop` for each photo in ``paths`` (files and folders); ``metadata`` a CSV path or a
     dict Id -> flags, as for :func:`pawtf.predict.predict`."""
-    from pawtf.predict import NO_FLAGS_WARNING, collect_photos, logger, read_metadata
-
-    table = None
-    if scorer.uses_metadata:
-        if metadata is None:
-            logger.warning(NO_FLAGS_WARNING)
-        else:
-            table = read_metadata(metadata) if isinstance(metadata, (str, Path)) else metadata
+    entries = collect_photos(paths)
+    found = photo_flags([e.path for e in entries], metadata, scorer.uses_metadata)
+    if found.note:
+        logger.warning("warning: " + found.note)
     out = []
-    for entry in collect_photos(paths):
-        if not entry.ok:
-            out.append(CropAdvice(entry.path, error=entry.error))
-            continue
-        flags = None
-        if table is not None:
-            flags = table.get(Path(entry.path).stem)
-            if flags is None:
-                out.append(CropAdvice(entry.path, error=f"no row with Id {Path(entry.path).stem!r} in the "
-                                                        "metadata CSV"))
-                continue
-        out.append(advise_crop(scorer, entry.path, flags, **kwargs))
+    for i, entry in enumerate(entries):
+        error = entry.error or found.errors.get(i)
+        if error:
+            out.append(CropAdvice(entry.path, error=error))
+        else:
+            flags = None if found.flags is None else found.flags[i]
+            out.append(advise_crop(scorer, entry.path, flags, **kwargs))
     return out

@@ -94,7 +94,8 @@ def test_committed_clean_and_thin(name):
                     reason=f"{REAL_CSV} (the real table beside the checkout) is absent")
 def test_01_eda_on_the_real_table(kernel, tmp_path):
     out = tmp_path / "out"
-    _, _, text = execute(kernel, "01_eda.ipynb", {"OUT": str(out), "BOOTSTRAP": 10}, tmp_path / "cwd")
+    _, _, text = execute(kernel, "01_eda.ipynb", {"CSV": str(REAL_CSV), "OUT": str(out), "BOOTSTRAP": 10},
+                         tmp_path / "cwd")
     assert "9912 rows" in text and "GENERATED DEMO TABLE" not in text
     assert "none reaches Cohen's 'small'" in text
     for name in ("ranking.csv", "metadata.png", "metadata.json", "scores.png", "flags.png", "boxes.png",
@@ -130,6 +131,7 @@ def test_03_saliency_hypotheses(kernel, tmp_path):
     work = tmp_path / "work"
     params = {**TINY_MODEL, "WORK": str(work), "EPOCHS": 1, "PER_GROUP": 1, "RISE_MASKS": 50,
               "AUC_STEP": 0.25, "GROUP_SIZE": 2, "BOOTSTRAP": 0}
+    params["CSV"] = str(REAL_CSV)
     if not REAL_CSV.is_file():
         params["USE_REAL"] = False
     _, _, text = execute(kernel, "03_saliency_hypotheses.ipynb", params, tmp_path / "cwd")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pawtf.config import RunConfig
-from pawtf.runs import load_run
+from pawtf.runs import RunFolder, load_run
 from pawtf.train import RunExistsError, train
 
 
@@ -45,11 +45,42 @@ def test_tiny_end_to_end(tiny_demo, tmp_path):
 
 def test_other_settings_are_not_mixed_into_an_unfinished_run(tiny_demo, tmp_path):
     cfg = tiny_config(tiny_demo)
-    (tmp_path / "run").mkdir()
-    cfg.save(tmp_path / "run" / "config.json")
+    RunFolder(tmp_path / "run").create(cfg)
     cfg.train.learning_rate = 0.5
     with pytest.raises(RunExistsError, match="learning_rate"):
         train(cfg, tmp_path / "run", verbose=0)
+
+
+def test_nothing_is_written_before_the_data_passed_its_checks(tiny_demo, tmp_path):
+    """A command refused for its data leaves no run behind to refuse the corrected command."""
+    from pawtf.data.schema import DataError
+
+    bad = tmp_path / "bad"
+    (bad / "train").mkdir(parents=True)
+    (bad / "train.csv").write_text("Id,Pawpularity\nabc,130\n")
+    with pytest.raises(DataError):
+        train(tiny_config(bad), tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
+    metrics = train(tiny_config(tiny_demo, epochs=1), tmp_path / "run", verbose=0)
+    assert metrics["epochs_run"] == 1
+
+
+def test_recipe_parts_are_shared(tiny_demo):
+    """compile_model and schedule_callbacks are what both training and the search use."""
+    import keras
+
+    from pawtf import tasks
+    from pawtf.models.popularity import build_model
+    from pawtf.train import compile_model, schedule_callbacks
+
+    cfg = tiny_config(tiny_demo)
+    stats = tasks.TaskStats(38.0, 400.0, (0.5,) * 12, (30.0, 45.0), 0)
+    model = compile_model(build_model(cfg.model), cfg, stats)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert float(model.optimizer.learning_rate) == pytest.approx(cfg.train.learning_rate)
+    plateau, stop = schedule_callbacks(cfg.train, "val_bucket_accuracy", "max")
+    assert plateau.monitor == stop.monitor == "val_bucket_accuracy"
+    assert stop.patience == cfg.train.early_stopping_patience and stop.restore_best_weights
 
 
 KILL_SCRIPT = """

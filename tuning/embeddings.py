@@ -31,6 +31,8 @@ from pawtf.data.pipeline import make_dataset
 from pawtf.data.schema import ID_COLUMN
 from pawtf.models.popularity import build_model, embedding_model, image_size
 
+__all__ = ["EmbeddingCache", "cache_key"]
+
 
 def cache_key(cfg: ModelConfig, view: int, seed: int = 0) -> str:
     """File stem naming what the embeddings depend on."""

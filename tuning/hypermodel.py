@@ -5,21 +5,20 @@ trials train the head on cached embeddings (`tuning.embeddings`); trials that un
 train the whole model on the tf.data pipeline, with the same oversampled, augmented training fold.
 Models, losses, metrics and targets come from `pawtf.tasks` for the search's task.
 
-The objective depends on the task (`objective`): ``val_rmse`` (0-100 scale, minimised) for ``score``
-and for ``multitask`` (its ``pawpularity`` head), ``val_bucket_accuracy`` (maximised) for ``buckets``;
-measured on held-out folds, with several folds the mean. ``attribute-fed`` is not searched: its
-out-of-fold second stage is not one Keras fit.
+The objective is the task's (`pawtf.tasks.Task.objective`): ``val_rmse`` (0-100 scale, minimised) for
+``score`` and for ``multitask`` (its ``pawpularity`` head), ``val_bucket_accuracy`` (maximised) for
+``buckets``; measured on held-out folds, with several folds the mean. ``attribute-fed`` is not searched:
+its out-of-fold second stage is not one Keras fit.
 
 Example:
 
 >>> import keras_tuner as kt
 >>> hypermodel = PawHyperModel(SearchConfig(), SearchData(SearchConfig(), table))  # doctest: +SKIP
->>> tuner = kt.Hyperband(hypermodel, objective=objective("score").kt, max_epochs=8)  # doctest: +SKIP
+>>> tuner = kt.Hyperband(hypermodel, objective=kt_objective("score"), max_epochs=8)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import keras
@@ -31,68 +30,46 @@ import tensorflow as tf
 from pawtf import tasks
 from pawtf.config import RunConfig
 from pawtf.data.pipeline import make_dataset, metadata_array
-from pawtf.data.schema import TARGET_COLUMN
 from pawtf.data.split import VIEW_COLUMN
 from pawtf.models.popularity import (build_head_model, build_model, image_size, training_model,
                                      transfer_weights)
-from pawtf.train import FoldData, fold_data
+from pawtf.train import FoldData, compile_model, fold_data, schedule_callbacks
 from tuning.embeddings import EmbeddingCache
 from tuning.space import SearchConfig
 
-
-@dataclasses.dataclass(frozen=True)
-class TaskObjective:
-    """What a search of one task optimises, and where each part of the search finds it."""
-
-    name: str  # what KerasTuner ranks trials by: a key of `PawHyperModel.fit`'s results
-    direction: str  # "min" or "max"
-    history_keys: tuple[str, ...]  # the per-epoch value in Keras's logs: the first key present
-    metric: str  # the same figure in `pawtf.tasks.evaluate`'s results (a run's metrics.json)
-    baseline: str  # the trivial baseline's figure there
-    baseline_label: str  # what the trivial baseline is, in words
-
-    @property
-    def kt(self) -> kt.Objective:
-        return kt.Objective(self.name, direction=self.direction)
-
-    def best(self, values) -> float:
-        """The best of per-epoch `values`."""
-        return float(np.min(values) if self.direction == "min" else np.max(values))
+__all__ = ["EpochTimer", "LogObjective", "PawHyperModel", "SearchData", "baseline", "kt_objective",
+           "objective"]
 
 
-_OBJECTIVES = {
-    tasks.SCORE: TaskObjective("val_rmse", "min", ("val_rmse",), "val_rmse", "baseline_rmse",
-                               "mean predictor"),
-    # A dict-output model names its metrics after the output: the score head's RMSE.
-    tasks.MULTITASK: TaskObjective("val_rmse", "min", ("val_pawpularity_rmse",), "val_rmse",
-                                   "baseline_rmse", "mean predictor"),
-    # Keras leaves the metric of a model with one (dict) output unprefixed.
-    tasks.BUCKETS: TaskObjective("val_bucket_accuracy", "max", ("val_buckets_accuracy", "val_accuracy"),
-                                 "bucket_accuracy", "baseline_bucket_accuracy", "majority class"),
-}
+def objective(task: str) -> tasks.Objective:
+    """The search objective of `task`.
+
+    Raises:
+        ValueError: the task cannot be searched (its reason).
+    """
+    found = tasks.get(task).objective
+    if found is None:
+        raise ValueError(tasks.get(task).not_searchable)
+    return found
 
 
-def objective(task: str) -> TaskObjective:
-    """The search objective of `task` (``attribute-fed`` has none: see `SearchConfig.validate`)."""
-    if tasks.check_task(task) not in _OBJECTIVES:
-        raise ValueError(f"task {task!r} cannot be searched; choose from {', '.join(_OBJECTIVES)}")
-    return _OBJECTIVES[task]
+def kt_objective(task: str) -> kt.Objective:
+    """`objective` as KerasTuner names it."""
+    target = objective(task)
+    return kt.Objective(target.name, direction=target.direction)
 
 
 def baseline(task: str, rows: pd.DataFrame, stats: tasks.TaskStats) -> float:
     """The objective's trivial baseline on `rows`: the RMSE of predicting the training mean, or the
     accuracy of predicting the training fold's majority bucket."""
-    scores = rows[TARGET_COLUMN].to_numpy(float)
-    if task == tasks.BUCKETS:
-        return float(np.mean(tasks.bucket_of(scores, stats.bucket_edges) == stats.majority_bucket))
-    return tasks.rmse(scores, np.full(len(scores), stats.score_mean))
+    return tasks.get(task).baselines(rows, stats)[objective(task).baseline]
 
 
 class LogObjective(keras.callbacks.Callback):
     """Put the objective into each epoch's logs under its own name, for the callbacks after it (early
     stopping, KerasTuner's best-epoch checkpoint) and the history."""
 
-    def __init__(self, objective: TaskObjective):
+    def __init__(self, objective: tasks.Objective):
         super().__init__()
         self.objective = objective
 
@@ -136,7 +113,7 @@ class SearchData:
         return self._stats[key]
 
     def with_metadata(self, cfg: RunConfig) -> bool:
-        return tasks.takes_metadata(cfg.model.task, cfg.model.use_metadata)
+        return tasks.get(cfg.model.task).takes_metadata(cfg.model)
 
     def embeddings(self, cfg: RunConfig, rows: pd.DataFrame) -> np.ndarray:
         """Cached embeddings of `rows` (in order), each under its own view."""
@@ -158,7 +135,7 @@ class SearchData:
             self._pipelines[key] = make_dataset(
                 rows, image_size(cfg.model), cfg.train.batch_size, training=training, with_view=True,
                 with_metadata=self.with_metadata(cfg), seed=self.search.seed,
-                targets=tasks.targets(cfg.model.task, rows, self.stats(k, cfg)))
+                targets=tasks.get(cfg.model.task).targets(rows, self.stats(k, cfg)))
         return self._pipelines[key]
 
 
@@ -188,13 +165,7 @@ class PawHyperModel(kt.HyperModel):
             model = build_head_model(cfg.model, dim, **priors)
         else:
             model = training_model(build_model(cfg.model, **priors))
-        model.compile(
-            optimizer=keras.optimizers.AdamW(cfg.train.learning_rate,
-                                             weight_decay=cfg.train.weight_decay),
-            jit_compile=cfg.train.jit_compile,
-            **tasks.compile_args(cfg.model, stats),
-        )
-        return model
+        return compile_model(model, cfg, stats)
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):
         """Train on each fold of the search (the tuner's callbacks ride on the last fold, whose model
@@ -225,11 +196,7 @@ class PawHyperModel(kt.HyperModel):
         callbacks = [
             timer,
             LogObjective(target),  # first: the callbacks below read the objective by its name
-            keras.callbacks.ReduceLROnPlateau(target.name, factor=0.1, mode=target.direction,
-                                              patience=cfg.train.plateau_patience, min_lr=1e-7),
-            keras.callbacks.EarlyStopping(target.name, mode=target.direction,
-                                          patience=cfg.train.early_stopping_patience,
-                                          restore_best_weights=True),
+            *schedule_callbacks(cfg.train, target.name, target.direction),
             *tuner_callbacks,
         ]
         setup = time.perf_counter() - start
@@ -254,7 +221,7 @@ class PawHyperModel(kt.HyperModel):
         x = {"embedding": self.data.embeddings(cfg, rows)}
         if self.data.with_metadata(cfg):
             x["metadata"] = metadata_array(rows)
-        y = tasks.targets(cfg.model.task, rows, self.data.stats(k, cfg))
+        y = tasks.get(cfg.model.task).targets(rows, self.data.stats(k, cfg))
         ds = tf.data.Dataset.from_tensor_slices((x, y))
         if shuffle:
             ds = ds.shuffle(len(rows), seed=self.search.seed, reshuffle_each_iteration=True)

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pawtf import tasks
-from pawtf.data.pipeline import make_dataset
-from pawtf.models.popularity import image_size
+from pawtf.export import export
+from pawtf.runs import RunFolder, load_run
+from pawtf.train import evaluate_model
 from tuning.hypermodel import baseline, objective
+
+__all__ = ["TIMINGS", "plot_search", "save_best_run", "trials_table", "write_summary"]
 
 TIMINGS = ("epochs", "seconds", "epoch_seconds", "overhead_seconds", "cached")
 
@@ -74,40 +76,24 @@ def write_summary(tuner, hypermodel, search, seconds: float, export: bool) -> di
 
 
 def save_best_run(tuner, hypermodel, search, best, fold) -> dict:
-    """The best trial as a run folder (model.keras, config.json, metrics.json, split.csv), its task's
-    figures re-measured through the real image pipeline on the full model (``pawtf.tasks.evaluate``,
-    as ``pawtf train`` writes them), and (when pawtf.export exists) a SavedModel."""
+    """The best trial as a run folder (`pawtf.runs.RunFolder`: model, config, split, metrics), its
+    task's figures re-measured through the real image pipeline on the full model
+    (`pawtf.train.evaluate_model`, as ``pawtf train`` writes them), then exported as a SavedModel."""
     hp = best.hyperparameters
     cfg = search.run_config(hp.copy())
-    task, target = cfg.model.task, objective(search.task)
-    stats = hypermodel.data.stats(fold.fold, cfg)
+    target = objective(search.task)
     model = hypermodel.served_model(hp, tuner.load_model(best))
-    run = Path(search.out) / "best"
-    run.mkdir(parents=True, exist_ok=True)
-    model.save(run / "model.keras")
-    cfg.save(run / "config.json")
-    fold.split_table().to_csv(run / "split.csv", index=False)
-    ds = make_dataset(fold.val, image_size(cfg.model), cfg.train.batch_size, with_target=False,
-                      with_metadata=tasks.takes_metadata(task, cfg.model.use_metadata), cache=False)
-    figures = tasks.evaluate(task, tasks.as_dict(model.predict(ds, verbose=0), task), fold.val, stats)
-    metrics = {"task": task, **figures, "objective": target.name,
-               f"{target.metric}_search": best.score,  # e.g. val_rmse_search: what the search measured
-               "train_mean": stats.score_mean, "n_train": len(fold.train), "n_val": len(fold.val),
-               "fold": fold.fold, "trial_id": best.trial_id, "train_stats": stats.to_dict()}
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    result = {"best_run": str(run), f"best_run_{target.metric}": figures[target.metric]}
-    exported = export_run(run, Path(search.export_dir) / search.name)
-    if exported:
-        result["exported"] = exported
+    run = RunFolder(Path(search.out) / "best").create(cfg, overwrite=True)
+    run.save_model(model)
+    run.write_split(fold.split_table())
+    metrics = evaluate_model(model, cfg, fold, hypermodel.data.stats(fold.fold, cfg))
+    metrics.update({"objective": target.name,
+                    f"{target.metric}_search": best.score,  # e.g. val_rmse_search: what the search measured
+                    "trial_id": best.trial_id})
+    run.write_metrics(metrics)
+    result = {"best_run": str(run.path), f"best_run_{target.metric}": metrics[target.metric]}
+    result["exported"] = str(export(load_run(run.path), Path(search.export_dir) / search.name))
     return result
-
-
-def export_run(run: Path, out: Path) -> str:
-    """Export the run for TF Serving to ``out/<version>/``."""
-    from pawtf import export
-    from pawtf.runs import load_run
-
-    return str(export.export(load_run(run), out))
 
 
 def plot_search(table: pd.DataFrame, task: str, trivial: float, path: Path) -> None:

@@ -40,8 +40,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from pawtf.tasks import TASKS  # noqa: E402
+from pawtf import tasks  # noqa: E402
 from tuning.space import SearchConfig  # noqa: E402
+
+__all__ = ["BudgetSpent", "StopAtDeadline", "build_parser", "config_from_args", "is_worker", "main",
+           "make_tuner", "run_search"]
 
 _D = SearchConfig()
 
@@ -98,9 +101,9 @@ def _log(project_dir, line: str) -> None:
 def make_tuner(search: SearchConfig, hypermodel, deadline: float, on_trial_done=None):
     import keras_tuner as kt
 
-    from tuning.hypermodel import objective
+    from tuning.hypermodel import kt_objective
 
-    common = dict(objective=objective(search.task).kt, directory=str(search.out),
+    common = dict(objective=kt_objective(search.task), directory=str(search.out),
                   project_name="tuner", overwrite=False, seed=search.seed, deadline=deadline,
                   on_trial_done=on_trial_done, max_retries_per_trial=1)
     if search.tuner == "hyperband":
@@ -213,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
       "(default: %(default)s)")
     a("--name", default=_D.name, help="search name; the same name resumes (default: %(default)s)")
     a("--out", default=None, help="output folder (default: runs/search/NAME)")
-    a("--task", choices=TASKS, default=_D.task, help="what the models predict: score (objective "
+    a("--task", choices=tasks.names(), default=_D.task, help="what the models predict: score (objective "
       "val_rmse, min), multitask (val_rmse of its score head, min) or buckets (val_bucket_accuracy, "
       "max); attribute-fed is trained with pawtf train after a multitask search (default: %(default)s)")
     a("--export-dir", default=_D.export_dir, help="the best model is exported for TF Serving to "

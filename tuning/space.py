@@ -28,6 +28,8 @@ import keras_tuner as kt
 from pawtf import tasks
 from pawtf.config import RunConfig
 
+__all__ = ["SearchConfig", "parse_units"]
+
 
 def parse_units(text: str) -> tuple[int, ...]:
     """``"16-32"`` -> (16, 32): metadata-branch widths as a KerasTuner-friendly string."""
@@ -75,11 +77,9 @@ class SearchConfig:
         """Clear errors before any work starts."""
         from pawtf.models import backbones as registry
 
-        tasks.check_task(self.task)
-        if self.task == tasks.ATTRIBUTE_FED:
-            raise ValueError("--task attribute-fed cannot be searched: its two-stage out-of-fold "
-                             "procedure is not a single Keras fit; search --task multitask (its stage 1), "
-                             "then run `pawtf train --task attribute-fed` with the chosen settings")
+        task = tasks.get(self.task)
+        if task.objective is None:
+            raise ValueError(task.not_searchable)
         if self.tuner not in self.TUNERS:
             raise ValueError(f"--tuner must be one of {', '.join(self.TUNERS)}, got {self.tuner!r}")
         for name in self.backbones:
@@ -128,11 +128,12 @@ class SearchConfig:
         m.backbone = _choice(hp, "backbone", self.backbones)
         m.unfreeze = _choice(hp, "unfreeze", self.unfreeze)
         m.embedding_units = _choice(hp, "embedding_units", self.embedding_units)
-        if tasks.takes_metadata(m.task, m.use_metadata):
+        task = tasks.get(m.task)
+        if task.takes_metadata(m):
             m.metadata_units = parse_units(_choice(hp, "metadata_units", self.metadata_units))
         m.head_units = _choice(hp, "head_units", self.head_units)
         m.dropout = _range(hp, "dropout", self.dropout, log=False, step=0.05)
-        if tasks.predicts_score(m.task):
+        if task.predicts_score:
             m.loss = _choice(hp, "loss", self.losses)
         cfg.train.learning_rate = _range(hp, "learning_rate", self.learning_rate, log=True)
         cfg.train.weight_decay = _range(hp, "weight_decay", self.weight_decay, log=True)

@@ -24,6 +24,8 @@ from typing import Iterable
 import keras
 import tensorflow as tf
 
+__all__ = ["VIEWS", "ViewAugment", "gaussian_kernel", "view_code"]
+
 #: The transforms a view can combine, and the bit each sets in a view code. 0 = the original image.
 VIEWS = {"flip": 1, "crop_blur": 2}
 

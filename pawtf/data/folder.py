@@ -3,7 +3,7 @@
 The layout (the real competition data and our generated demo data alike)::
 
     ROOT/train.csv        Id, 12 flags, Pawpularity
-    ROOT/train/<Id>.jpg   (.jpeg or .png accepted when the .jpg is absent)
+    ROOT/train/<Id>.jpg   (another photo type, pawtf.data.photos.PHOTO_EXTENSIONS, when the .jpg is absent)
     ROOT/test.csv         optional: same columns without Pawpularity
     ROOT/test/<Id>.jpg
 
@@ -28,12 +28,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, check_image
+from pawtf.data.photos import PHOTO_EXTENSIONS
 from pawtf.data.schema import ID_COLUMN, LINE_COLUMN, DataError, Problem, read_table
+
+__all__ = ["PATH_COLUMN", "SPLITS", "count_rows", "format_report", "load_folder"]
 
 logger = logging.getLogger(__name__)
 
-#: Image file extensions accepted for ``<Id>``, in order of preference.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: Column added by :func:`load_folder`: the absolute path of the row's image.
 PATH_COLUMN = "path"
 SPLITS = ("train", "test")
@@ -46,7 +47,7 @@ def _default_workers() -> int:
 
 def _index_images(image_dir: Path) -> dict[str, str]:
     """Map stem -> file name for the image files in ``image_dir`` (one listing)."""
-    rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
+    rank = {ext: i for i, ext in enumerate(PHOTO_EXTENSIONS)}
     found: dict[str, tuple[int, str]] = {}
     with os.scandir(image_dir) as it:
         for entry in it:
@@ -148,7 +149,8 @@ def load_folder(
             image_problems.append(
                 Problem(
                     csv_name, lines[i], rid,
-                    f"image missing: {image_dir / (rid + '.jpg')} (also looked for .jpeg, .png)",
+                    f"image missing: {image_dir / (rid + '.jpg')} (also looked for "
+                    f"{', '.join(PHOTO_EXTENSIONS[1:])})",
                 )
             )
         else:

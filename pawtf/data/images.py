@@ -31,6 +31,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+__all__ = ["BACKGROUND", "DEFAULT_MAX_PIXELS", "ImageError", "check_image", "decode_rgb", "load_rgb", "resize"]
+
 #: Largest accepted width * height, checked from the header before decoding.
 DEFAULT_MAX_PIXELS = 50_000_000
 
@@ -157,12 +159,22 @@ def _decode(
             except Exception:
                 pass  # keep the pixels as stored
         img = _to_rgb(img, name)
-        if size is not None and img.size != size:
-            img = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        if size is not None:
+            img = resize(img, size)
         arr = np.array(img, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3:  # pragma: no cover - defensive
         raise ImageError(name, f"decoded to unexpected shape {arr.shape}")
     return arr
+
+
+def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """`img` at ``size=(width, height)`` as training sees photos: Lanczos, with a box reduction first
+    when the image is 3x or more the target (``reducing_gap=3``). The one definition of that resize;
+    `pawtf.data.photos.resize_like_training` applies it to arrays, the export's in-graph decoder
+    mirrors it."""
+    if img.size == tuple(size):
+        return img
+    return img.resize(tuple(size), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def _open_file(path: str | Path) -> BinaryIO:

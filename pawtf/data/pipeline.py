@@ -22,6 +22,8 @@ from pawtf.data.images import load_rgb
 from pawtf.data.schema import FLAGS, TARGET_COLUMN
 from pawtf.data.split import VIEW_COLUMN
 
+__all__ = ["AUTOTUNE", "decode", "make_dataset", "metadata_array"]
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 

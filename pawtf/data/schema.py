@@ -27,6 +27,9 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+__all__ = ["DataError", "FLAGS", "ID_COLUMN", "LINE_COLUMN", "MAX_LISTED_PROBLEMS", "Problem",
+           "TARGET_COLUMN", "TARGET_RANGE", "is_plain_stem", "read_table"]
+
 ID_COLUMN = "Id"
 TARGET_COLUMN = "Pawpularity"
 FLAGS = (

@@ -31,6 +31,8 @@ from pawtf.config import OversampleRule
 from pawtf.data.augment import view_code
 from pawtf.data.schema import ID_COLUMN, TARGET_COLUMN
 
+__all__ = ["LeakageError", "VIEW_COLUMN", "check_no_leak", "make_folds", "oversample", "score_bins"]
+
 VIEW_COLUMN = "view"
 
 

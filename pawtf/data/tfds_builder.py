@@ -32,6 +32,8 @@ from pawtf.data.folder import load_folder
 from pawtf.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from pawtf.data.schema import FLAGS, ID_COLUMN, TARGET_COLUMN
 
+__all__ = ["Pawpularity", "UNKNOWN_PAWPULARITY", "load_pawpularity"]
+
 #: ``pawpularity`` value stored for test-split examples (which have no score).
 UNKNOWN_PAWPULARITY = -1.0
 

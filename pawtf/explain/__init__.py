@@ -9,7 +9,9 @@ Which parts of a photo drive its predicted Pawpularity? Every method is a class 
 >>> sorted(METHODS)
 ['gradcam', 'gradcam++', 'rise', 'smoothgrad', 'vanilla']
 >>> explainer = make_explainer("vanilla", model)   # doctest: +SKIP
->>> maps = explainer(images, metadata)             # images float32 [N, H, W, 3] 0-255, metadata [N, 12]
+>>> maps = explainer(images, metadata)             # doctest: +SKIP
+
+(``images`` float32 [N, H, W, 3] 0-255, ``metadata`` [N, 12].)
 
 Methods: ``vanilla`` and ``smoothgrad`` (tf-keras-vis ``Saliency``), ``gradcam`` and ``gradcam++``
 (tf-keras-vis, on the backbone's feature map), ``rise`` (ours, batched). tf-keras-vis's ScoreCAM is not
@@ -21,7 +23,9 @@ against ground-truth masks. :func:`pawtf.explain.batch.explain_files` is what ``
 
 from __future__ import annotations
 
-from pawtf.explain.base import Explainer, Target, load_model, normalize_maps
+from typing import Iterable
+
+from pawtf.explain.base import Explainer, Target, normalize_maps, target_for
 from pawtf.explain.cam import GradCAM, GradCAMPlusPlus
 from pawtf.explain.gradients import SmoothGrad, VanillaGradient
 from pawtf.explain.rise import RISE
@@ -39,6 +43,38 @@ NOT_OFFERED = {
 }
 
 
+class ExplainError(ValueError):
+    """A request that cannot be run (unknown method, missing metadata, no images); the CLI prints it."""
+
+
+def check_method(name: str) -> str:
+    """The method called `name` (case and spaces do not matter): the one place method names are checked.
+
+    Raises:
+        ExplainError: for a method not offered (with the reason) or unknown (with the known ones).
+    """
+    key = name.strip().lower()
+    if key in NOT_OFFERED:
+        raise ExplainError(f"{key} is not offered: {NOT_OFFERED[key]}")
+    if key not in METHODS:
+        raise ExplainError(f"unknown method {name.strip()!r}; choose from {', '.join(METHODS)}")
+    return key
+
+
+def parse_methods(methods: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``"vanilla,rise"`` or a list -> checked method names, each once (all methods when None or empty).
+
+    >>> parse_methods("GradCAM, rise")
+    ('gradcam', 'rise')
+    """
+    if methods is None:
+        return tuple(METHODS)
+    if isinstance(methods, str):
+        methods = methods.split(",")
+    names = [check_method(m) for m in methods if m.strip()]
+    return tuple(dict.fromkeys(names)) or tuple(METHODS)
+
+
 def make_explainer(name: str, model, **kwargs) -> Explainer:
     """The explainer called `name` (a key of :data:`METHODS`) bound to `model`; `kwargs` go to its class
     (e.g. ``seed``, ``target``, ``batch_size``, RISE's ``masks``).
@@ -46,17 +82,13 @@ def make_explainer(name: str, model, **kwargs) -> Explainer:
     >>> make_explainer("scorecam", None)
     Traceback (most recent call last):
     ...
-    ValueError: scorecam is not offered: tf-keras-vis ScoreCAM weights feature maps by a softmax over the model's outputs; the softmax of this model's single regression output is always 1, so its maps are meaningless. Use gradcam, gradcam++ or rise.
+    pawtf.explain.ExplainError: scorecam is not offered: tf-keras-vis ScoreCAM weights feature maps by a softmax over the model's outputs; the softmax of this model's single regression output is always 1, so its maps are meaningless. Use gradcam, gradcam++ or rise.
     """
-    key = name.strip().lower()
-    if key in NOT_OFFERED:
-        raise ValueError(f"{key} is not offered: {NOT_OFFERED[key]}")
-    if key not in METHODS:
-        raise ValueError(f"unknown saliency method {name!r}; known: {', '.join(METHODS)}")
-    return METHODS[key](model, **kwargs)
+    return METHODS[check_method(name)](model, **kwargs)
 
 
 __all__ = [
-    "METHODS", "NOT_OFFERED", "Explainer", "GradCAM", "GradCAMPlusPlus", "RISE", "SmoothGrad", "Target",
-    "VanillaGradient", "load_model", "make_explainer", "normalize_maps",
+    "METHODS", "NOT_OFFERED", "ExplainError", "Explainer", "GradCAM", "GradCAMPlusPlus", "RISE", "SmoothGrad",
+    "Target", "VanillaGradient", "check_method", "make_explainer", "normalize_maps", "parse_methods",
+    "target_for",
 ]

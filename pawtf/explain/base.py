@@ -20,20 +20,16 @@ seed, whatever the batch.
 from __future__ import annotations
 
 import dataclasses
-import os
 import warnings
-from pathlib import Path
 from typing import ClassVar
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from pawtf import tasks
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from pawtf import tasks  # noqa: E402
-from pawtf.data.schema import FLAGS  # noqa: E402
+__all__ = ["Explainer", "Target", "normalize_maps", "pre_activation_tensor", "resize_maps", "target_for"]
 
 IMAGE_INPUT = "image"
 METADATA_INPUT = "metadata"
@@ -49,8 +45,8 @@ class Target:
     """What a map explains: unit ``unit`` of model output ``output`` (an index or an output name).
 
     The default (``output=None``) is the Pawpularity score: the ``pawpularity`` output where the model
-    has one, else its first output. :func:`target_for` builds one from a name (``score``, a flag, a
-    bucket label). With ``linear=True``
+    has one, else its first output. :func:`target_for` builds one for a task from a name (``score``, a
+    flag, a bucket label). With ``linear=True``
     (default) gradient methods explain the value *before* the output's final monotone layers (ReLU,
     sigmoid, rescaling), as tf-keras-vis recommends with ``ReplaceToLinear``: the normalised maps are the
     same wherever the ReLU is active, and stay meaningful where it is not (a prediction clipped at 0
@@ -82,40 +78,20 @@ class Target:
         return outputs[:, self.unit]
 
 
-def target_names(model: keras.Model) -> list[str]:
-    """What `target_for` accepts for `model`: ``score``, the flag names, the bucket labels (by output)."""
-    names = list(model.output_names)
-    choices = [tasks.SCORE_TARGET] if tasks.SCORE_OUTPUT in names or len(names) == 1 and \
-        tasks.BUCKETS_OUTPUT not in names and tasks.FLAGS_OUTPUT not in names else []
-    if tasks.FLAGS_OUTPUT in names:
-        choices += list(FLAGS)
-    if tasks.BUCKETS_OUTPUT in names:
-        choices += list(tasks.BUCKET_LABELS)
-    return choices
+def target_for(task: tasks.Task, name: str | None = None) -> Target:
+    """The :class:`Target` called `name` for a model of `task`: ``score`` (Pawpularity), a flag name (its
+    predicted probability, e.g. ``Eyes``: "where does the model see the eyes?") or a bucket label (its
+    class probability). Case and ``_`` for spaces do not matter.
 
+    Args:
+        task: the model's task (``run.task``).
+        name: the target; None: the task's default (the score, or ``Great`` for buckets).
 
-def default_target(model: keras.Model) -> str:
-    """What a map explains when no target is named: the score, or ``Great`` for a buckets model."""
-    choices = target_names(model)
-    return tasks.SCORE_TARGET if tasks.SCORE_TARGET in choices else choices[-1]
-
-
-def target_for(model: keras.Model, name: str | None = None) -> Target:
-    """The :class:`Target` called `name` for `model`: ``score`` (Pawpularity), a flag name (its predicted
-    probability, e.g. ``Eyes``: "where does the model see the eyes?") or a bucket label (its class
-    probability). Case and ``_`` for spaces do not matter. None: the score, or ``Great`` for a buckets
-    model."""
-    choices = target_names(model)
-    name = default_target(model) if name is None else name
-    key = name.strip().lower().replace("_", " ")
-    for choice in choices:
-        if choice.lower() == key:
-            if choice == tasks.SCORE_TARGET:
-                return Target()
-            if choice in FLAGS:
-                return Target(tasks.FLAGS_OUTPUT, FLAGS.index(choice))
-            return Target(tasks.BUCKETS_OUTPUT, tasks.BUCKET_LABELS.index(choice))
-    raise ValueError(f"this model cannot explain {name!r}; targets: {', '.join(choices)}")
+    Raises:
+        ValueError: naming the task's targets.
+    """
+    chosen = task.explain_target(name)
+    return Target(chosen.output, chosen.unit)
 
 
 def pre_activation_tensor(model: keras.Model, index: int):
@@ -273,25 +249,3 @@ class Explainer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(target={self.target}, seed={self.seed})"
-
-
-def image_size(model: keras.Model) -> int:
-    """The square input size of a popularity model."""
-    shape = next(t.shape for t in model.inputs if t.name == IMAGE_INPUT)
-    if shape[1] is None or shape[1] != shape[2]:
-        raise ValueError(f"expected a square image input, got {shape}")
-    return int(shape[1])
-
-
-def load_model(path: str | Path) -> keras.Model:
-    """A model from a run folder (through :func:`pawtf.runs.load_run`) or a bare ``.keras`` file."""
-    from pawtf.runs import load_run  # also registers pawtf's custom layers
-
-    path = Path(path)
-    if path.is_dir():
-        return load_run(path).model
-    if not path.exists():
-        raise FileNotFoundError(f"no run folder or model file at {path}")
-    if path.suffix != ".keras":
-        raise ValueError(f"{path}: expected a run folder or a .keras model file")
-    return keras.saving.load_model(path)

@@ -5,98 +5,44 @@ For every photo: ``OUT/<stem>.png`` (the photo and each method's map, predicted 
 mask, ``energy_ratio`` and ``pointing_hit``; RISE adds ``masks_used``) and ``OUT/<stem>.npz`` (the maps,
 float16). Then ``OUT/summary.csv`` (one row per photo and method, plus a ``random`` map's scores as the
 baseline every method must beat) and ``OUT/summary.json`` (per-method means, errors). A file that cannot be
-read is reported with its problem and skipped; the batch goes on.
+read is reported with its problem and skipped; the batch goes on. The settings are an
+`pawtf.config.ExplainConfig`.
 
+>>> from pawtf.config import ExplainConfig
 >>> from pawtf.explain.batch import explain_files                              # doctest: +SKIP
->>> summary = explain_files("runs/demo", ["data/demo/train"], masks_dir="data/demo/masks",
-...                         out="explain", methods=["gradcam", "rise"])      # doctest: +SKIP
+>>> summary = explain_files("runs/demo", ["data/demo/train"], ExplainConfig(methods=("gradcam", "rise")),
+...                         masks_dir="data/demo/masks", out="explain")      # doctest: +SKIP
 >>> summary["methods"]["rise"]["energy_ratio"]                                 # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from pawtf import tasks
+from pawtf import runs
+from pawtf.config import ExplainConfig
 from pawtf.data.images import ImageError, load_rgb
-from pawtf.data.schema import FLAGS, ID_COLUMN, DataError, read_table
-from pawtf.explain import METHODS, NOT_OFFERED, make_explainer
-from pawtf.explain.base import default_target, image_size, load_model, target_for
+from pawtf.data.photos import find_photos, photo_flags
+from pawtf.data.schema import DataError
+from pawtf.explain import ExplainError, make_explainer, parse_methods, target_for
 from pawtf.explain.figures import overlay_figure, score_grid
-from pawtf.explain.scores import (DEFAULT_STEP, deletion_auc, energy_ratio, insertion_auc,
-                                  pointing_hit, random_map)
+from pawtf.explain.scores import deletion_auc, energy_ratio, insertion_auc, pointing_hit, random_map
 
-#: Extensions picked up from folders.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+__all__ = ["RANDOM", "SUMMARY_FIELDS", "explain_files"]
+
 #: Pseudo-method holding a random map's scores in the summaries.
 RANDOM = "random"
 SUMMARY_FIELDS = ("image", "path", "method", "score", "insertion_auc", "deletion_auc", "energy_ratio",
                   "pointing_hit", "masks_used", "seconds")
-
-
-class ExplainError(ValueError):
-    """A request that cannot be run (unknown method, missing metadata, no images); the CLI prints it."""
-
-
-def parse_methods(methods: str | Iterable[str] | None) -> list[str]:
-    """``"vanilla,rise"`` or a list -> validated method names (all methods when None or empty).
-
-    >>> parse_methods("GradCAM, rise")
-    ['gradcam', 'rise']
-    """
-    if methods is None:
-        return list(METHODS)
-    if isinstance(methods, str):
-        methods = methods.split(",")
-    names = [m.strip().lower() for m in methods if m.strip()]
-    for name in names:
-        if name in NOT_OFFERED:
-            raise ExplainError(f"{name} is not offered: {NOT_OFFERED[name]}")
-        if name not in METHODS:
-            raise ExplainError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    return list(dict.fromkeys(names)) or list(METHODS)
-
-
-def find_images(inputs: Sequence[str | Path]) -> tuple[list[Path], list[dict]]:
-    """Image files named directly or found in folders (recursively), and an error per missing input."""
-    files, errors = [], []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*")
-                            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        elif path.exists():
-            files.append(path)
-        else:
-            errors.append({"path": str(path), "error": f"{path}: missing (no such file or folder)"})
-    return list(dict.fromkeys(files)), errors
-
-
-def _metadata_tables(files: Sequence[Path], csv_path: str | Path | None) -> dict[str, np.ndarray]:
-    """Id -> the 12 flags, from ``csv_path`` or, without it, each folder's Kaggle-layout CSV
-    (``ROOT/train/<Id>.jpg`` -> ``ROOT/train.csv``)."""
-    if csv_path is not None:
-        csvs = [Path(csv_path)]
-    else:
-        csvs = sorted({f.parent.parent / f"{f.parent.name}.csv" for f in files})
-        csvs = [c for c in csvs if c.is_file()]
-    table: dict[str, np.ndarray] = {}
-    for path in csvs:
-        try:
-            df, _ = read_table(path, require_target=False, skip_bad=True)
-        except DataError as err:
-            raise ExplainError(f"cannot read metadata: {err}") from None
-        flags = df[list(FLAGS)].to_numpy(np.float32)
-        table.update(zip(df[ID_COLUMN].astype(str), flags))
-    return table
 
 
 def _load_mask(path: Path, size: int) -> np.ndarray:
@@ -118,71 +64,75 @@ def _mean(values) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def _explainers(run: runs.Run, config: ExplainConfig, target: str | None) -> tuple[dict, float]:
+    """The configured methods bound to the run's model and target; the curves' scale (score/100, or a
+    probability as it is)."""
+    options = {"rise": dict(masks=config.rise_masks, grid=config.rise_grid, p=config.rise_p,
+                            weighting=config.rise_weighting, center=config.rise_center, tol=config.rise_tol,
+                            check_every=config.rise_check_every)}
+    try:
+        chosen = run.task.explain_target(target)
+        explainers = {n: make_explainer(n, run.model, seed=config.seed, target=target_for(run.task, target),
+                                        **options.get(n, {}))
+                      for n in parse_methods(config.methods)}
+    except ValueError as err:
+        raise ExplainError(str(err)) from None
+    return explainers, chosen.scale
+
+
 def explain_files(
-    model: str | Path,
+    run: runs.Run | str | Path,
     inputs: Sequence[str | Path],
+    config: ExplainConfig | None = None,
     *,
     out: str | Path = "explain",
-    methods: str | Sequence[str] | None = None,
     target: str | None = None,
     metadata: str | Path | None = None,
     masks_dir: str | Path | None = None,
-    group_by_score: bool = False,
-    group_size: int = 4,
-    seed: int = 0,
-    rise_masks: int = 4000,
-    rise_grid: int = 8,
-    rise_weighting: str = "prediction",
-    rise_center: bool = True,
-    rise_tol: float | None = None,
-    auc_step: float = DEFAULT_STEP,
-    scores: bool = True,
-    batch_size: int = 32,
     progress: bool = True,
 ) -> dict:
-    """Explain every photo in `inputs` (files or folders) with `methods`; write the figures, JSON and
-    summaries to `out` and return the summary dict (also ``out/summary.json``).
+    """Explain every photo in `inputs` with the configured methods; write the figures, JSON and
+    summaries to `out`.
 
-    `model` is a run folder or a ``.keras`` file. `target` says which prediction the maps explain (see
-    :func:`pawtf.explain.base.target_for`: ``score``, a flag such as ``Eyes``, a bucket label); each
-    photo's ``score`` in the outputs is that prediction's value. A metadata model takes each photo's flags (held fixed
-    while explaining) from `metadata` (a CSV with ``Id`` = the file's stem and the 12 flags; a photo
-    without a row is an error) or, without it, from the Kaggle
-    layout's CSV beside the photo's folder; with neither, every flag is 0 (and ``notes`` says so).
-    `masks_dir` holds ground-truth ``<stem>.png`` masks (the demo
-    data's ``masks/``). ``scores=False`` skips insertion/deletion (no forward passes beyond the maps).
+    Args:
+        run: a loaded `pawtf.runs.Run` or a run folder.
+        inputs: photos and folders of photos (searched recursively).
+        config: the methods and their settings (default: `ExplainConfig()`).
+        out: the output folder.
+        target: which prediction the maps explain (``score``, a flag such as ``Eyes``, a bucket label;
+            see `pawtf.tasks.Task.explain_target`); each photo's ``score`` in the outputs is that
+            prediction's value.
+        metadata: a CSV with ``Id`` = the file's stem and the 12 flags, held fixed while explaining (a
+            photo without a row is an error); without it the Kaggle layout's CSV beside the photos'
+            folder; with neither, every flag is 0 (and ``notes`` says so).
+        masks_dir: ground-truth ``<stem>.png`` masks (the demo data's ``masks/``).
+        progress: show a progress bar.
+
+    Returns:
+        The summary (also ``out/summary.json``).
+
+    Raises:
+        ExplainError: bad settings, an unknown method or target, a bad metadata CSV, no photos.
+        FileNotFoundError: `run` is not a run folder.
     """
-    names = parse_methods(methods)
-    if group_size < 1:
-        raise ExplainError(f"group_size must be >= 1, got {group_size}")
-    if not 0.0 < auc_step <= 1.0:
-        raise ExplainError(f"auc_step must be a fraction of the pixels in (0, 1], got {auc_step}")
-    files, errors = find_images(inputs)
-    if not files:
-        raise ExplainError("no image files found in: " + ", ".join(str(i) for i in inputs))
-    net = load_model(model)
-    size = image_size(net)
-    options = {
-        "rise": dict(masks=rise_masks, grid=rise_grid, weighting=rise_weighting, center=rise_center,
-                     tol=rise_tol),
-        "smoothgrad": {}, "vanilla": {}, "gradcam": {}, "gradcam++": {},
-    }
+    config = config or ExplainConfig()
     try:
-        chosen = target_for(net, target)
-        # curves are of score/100, or of a probability (a flag's, a bucket's) as it is
-        scale = 100.0 if chosen.output in (None, tasks.SCORE_OUTPUT) else 1.0
-        explainers = {n: make_explainer(n, net, seed=seed, target=chosen, **options.get(n, {}))
-                      for n in names}
+        config.check()
     except ValueError as err:
         raise ExplainError(str(err)) from None
+    run = run if isinstance(run, runs.Run) else runs.load_run(run)
+    files, problems = find_photos(inputs)
+    errors = [{"path": path, "error": f"{path}: {problem}"} for path, problem in problems.items()]
+    if not files:
+        raise ExplainError("no image files found in: " + ", ".join(str(i) for i in inputs))
+    explainers, scale = _explainers(run, config, target)
+    size = run.image_size
     first = next(iter(explainers.values()))
-    flags, notes = None, []
-    if first.uses_metadata:
-        flags = _metadata_tables(files, metadata)
-        if not flags:
-            flags = None
-            notes.append("the model takes the 12 metadata flags but got none (no --metadata CSV, no "
-                         "Kaggle-layout CSV beside the photos): every photo is explained with all flags 0")
+    try:
+        found = photo_flags(files, metadata, run.uses_metadata, beside=True)
+    except DataError as err:
+        raise ExplainError(f"cannot read metadata: {err}") from None
+    notes = [found.note] if found.note else []
     masks_dir = Path(masks_dir) if masks_dir is not None else None
     if masks_dir is not None and not masks_dir.is_dir():
         raise ExplainError(f"--masks {masks_dir}: not a folder")
@@ -192,8 +142,8 @@ def explain_files(
     rows: list[dict] = []
     done: list[tuple[str, float]] = []  # (stem, score) of explained photos
     stems = _unique_stems(files)
-    for path, stem in tqdm(list(zip(files, stems)), desc="explaining", unit="img",
-                           disable=not progress):
+    for i, (path, stem) in enumerate(tqdm(list(zip(files, stems)), desc="explaining", unit="img",
+                                          disable=not progress)):
         try:
             image = load_rgb(path, size=(size, size)).astype(np.float32)[None]
             mask = None
@@ -202,13 +152,10 @@ def explain_files(
         except ImageError as err:
             errors.append({"path": str(path), "error": str(err)})
             continue
-        meta = np.zeros((1, first.metadata_size), np.float32) if first.uses_metadata else None
-        if flags is not None:
-            if path.stem not in flags:
-                errors.append({"path": str(path), "error": f"{path}: no metadata row with Id "
-                                                          f"{path.stem!r}"})
-                continue
-            meta = flags[path.stem][None]
+        if i in found.errors:
+            errors.append({"path": str(path), "error": f"{path}: {found.errors[i]}"})
+            continue
+        meta = None if found.flags is None else found.flags[i][None]
 
         def predict(batch, meta=meta):
             m = None if meta is None else np.repeat(meta, len(batch), axis=0)
@@ -221,26 +168,25 @@ def explain_files(
             t0 = time.perf_counter()
             maps[name] = explainer(image, meta)[0]
             info = {"seconds": round(time.perf_counter() - t0, 3)}
-            if name == "rise":
+            if hasattr(explainer, "masks_used"):
                 info["masks_used"] = explainer.masks_used[0]
             record["methods"][name] = info
         scored = dict(maps)
-        if scores or mask is not None:
-            scored[RANDOM] = random_map((size, size), seed)
+        if config.scores or mask is not None:
+            scored[RANDOM] = random_map((size, size), config.seed)
             record["methods"][RANDOM] = {}
         for name, saliency in scored.items():
             info = record["methods"][name]
-            if scores:
-                curve = dict(batch_size=batch_size, seed=seed, scale=scale)
-                info["insertion_auc"] = insertion_auc(predict, image[0], saliency, auc_step, **curve)
-                info["deletion_auc"] = deletion_auc(predict, image[0], saliency, auc_step, **curve)
+            if config.scores:
+                curve = dict(batch_size=config.batch_size, seed=config.seed, scale=scale)
+                info["insertion_auc"] = insertion_auc(predict, image[0], saliency, config.auc_step, **curve)
+                info["deletion_auc"] = deletion_auc(predict, image[0], saliency, config.auc_step, **curve)
             if mask is not None:
                 info["energy_ratio"] = energy_ratio(saliency, mask)
                 info["pointing_hit"] = pointing_hit(saliency, mask)
         captions = {n: f"ins {i['insertion_auc']:.2f} del {i['deletion_auc']:.2f}"
-                 for n, i in record["methods"].items() if "insertion_auc" in i}
-        overlay_figure(out / f"{stem}.png", image[0], maps, score, title=stem, mask=mask,
-                       notes=captions)
+                    for n, i in record["methods"].items() if "insertion_auc" in i}
+        overlay_figure(out / f"{stem}.png", image[0], maps, score, title=stem, mask=mask, notes=captions)
         np.savez_compressed(out / f"{stem}.npz", **{n: m.astype(np.float16) for n, m in maps.items()})
         (out / f"{stem}.json").write_text(json.dumps(_jsonable(record), indent=2) + "\n")
         for name, info in record["methods"].items():
@@ -249,21 +195,19 @@ def explain_files(
 
     _write_csv(out / "summary.csv", rows)
     summary = {
-        "model": str(model),
-        "methods_run": names,
-        "target": target or default_target(net),
+        "model": str(run.path),
+        "methods_run": list(explainers),
+        "target": run.task.explain_target(target).name,
         "n_images": len(done),
         "n_errors": len(errors),
         "errors": errors,
         "notes": notes,
-        "settings": {"seed": seed, "rise_masks": rise_masks, "rise_grid": rise_grid,
-                     "rise_weighting": rise_weighting, "rise_center": rise_center, "rise_tol": rise_tol,
-                     "auc_step": auc_step,
+        "settings": {**dataclasses.asdict(config),
                      "masks_dir": None if masks_dir is None else str(masks_dir)},
         "methods": _means(rows),
     }
-    if group_by_score and done:
-        summary["groups"] = _group_figures(out, done, files, stems, names, size, group_size)
+    if config.group_by_score and done:
+        summary["groups"] = _group_figures(out, done, files, stems, list(explainers), size, config.group_size)
     (out / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
     return summary
 

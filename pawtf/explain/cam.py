@@ -28,6 +28,8 @@ from pawtf.explain.base import resize_maps
 from pawtf.explain.gradients import _GradientExplainer
 from pawtf.models.backbones import FEATURES_LAYER
 
+__all__ = ["GradCAM", "GradCAMPlusPlus"]
+
 
 class GradCAM(_GradientExplainer):
     """Selvaraju et al. 2017: ReLU of the gradient-weighted sum of the feature maps of ``layer``."""

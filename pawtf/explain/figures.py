@@ -12,6 +12,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+__all__ = ["ALPHA", "CMAP", "overlay_figure", "score_grid"]
+
 #: Colour map and opacity of the overlays.
 CMAP, ALPHA = "jet", 0.5
 

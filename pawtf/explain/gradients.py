@@ -22,6 +22,8 @@ from tf_keras_vis.saliency import Saliency
 import keras
 from pawtf.explain.base import Explainer, Target, pre_activation_tensor
 
+__all__ = ["SmoothGrad", "VanillaGradient", "target_model"]
+
 
 def target_model(model: keras.Model, target: Target) -> keras.Model:
     """A flat model with the same inputs whose one output is what gradient methods differentiate:

@@ -41,9 +41,13 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from pawtf.config import ExplainConfig
 from pawtf.explain.base import Explainer, normalize_maps
 
+__all__ = ["RISE", "WEIGHTINGS", "make_masks", "mask_draws", "resize_weights"]
+
 WEIGHTINGS = ("prediction", "deviation")
+_DEFAULTS = ExplainConfig()
 
 
 def make_masks(seed, batch: int, grid: int, p: float, height: int, width: int) -> tf.Tensor:
@@ -88,7 +92,8 @@ def resize_weights(n: int, size: int) -> tf.Tensor:
 class RISE(Explainer):
     """Randomized Input Sampling for Explanation, batched; see the module docstring.
 
-    ``masks`` (N, default 4000), ``grid`` (s, default 8), ``p`` (default 0.5), ``weighting``
+    Defaults come from `pawtf.config.ExplainConfig`: ``masks`` (N, 4000), ``grid`` (s, 8), ``p`` (0.5),
+    ``weighting``
     (``prediction`` or ``deviation``), ``center`` (subtract the mean weight: less Monte Carlo noise),
     ``tol`` (None: always N masks) and ``check_every`` (masks between
     convergence checks, rounded up to whole batches), ``batch_size`` masked photos per forward pass (the
@@ -98,9 +103,11 @@ mask set depends on ``seed`` and ``batch_size``).
     name = "rise"
     random = True
 
-    def __init__(self, model, target=None, *, masks: int = 4000, grid: int = 8, p: float = 0.5,
-                 weighting: str = "prediction", center: bool = True, tol: float | None = None,
-                 check_every: int = 500, seed: int = 0, batch_size: int = 50):
+    def __init__(self, model, target=None, *, masks: int = _DEFAULTS.rise_masks, grid: int = _DEFAULTS.rise_grid,
+                 p: float = _DEFAULTS.rise_p, weighting: str = _DEFAULTS.rise_weighting,
+                 center: bool = _DEFAULTS.rise_center, tol: float | None = _DEFAULTS.rise_tol,
+                 check_every: int = _DEFAULTS.rise_check_every, seed: int = _DEFAULTS.seed,
+                 batch_size: int = 50):
         super().__init__(model, target, seed=seed, batch_size=batch_size)
         if masks < 1:
             raise ValueError(f"masks must be >= 1, got {masks}")

@@ -27,8 +27,14 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-#: Default fraction of pixels changed per insertion/deletion step (50 steps, 51 forward passes).
-DEFAULT_STEP = 0.02
+from pawtf.config import ExplainConfig
+
+__all__ = ["DEFAULT_STEP", "auc", "blurred", "causal_curve", "deletion_auc", "energy_ratio", "insertion_auc",
+           "pixel_order", "pointing_hit", "random_map"]
+
+#: Default fraction of pixels changed per insertion/deletion step (`pawtf.config.ExplainConfig`: 0.02,
+#: 50 steps, 51 forward passes).
+DEFAULT_STEP = ExplainConfig.auc_step
 
 
 def _check_map(saliency) -> np.ndarray:

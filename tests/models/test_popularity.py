@@ -1,3 +1,6 @@
+"""The popularity model: image input, the task's heads on the pooled backbone features, the training
+wrapper that augments views, frozen and unfrozen backbones, weights moved between models by name."""
+
 import keras
 import numpy as np
 import pytest
@@ -5,7 +8,8 @@ import pytest
 from pawtf.config import ModelConfig
 from pawtf.data.augment import VIEWS
 from pawtf.models import backbones
-from pawtf.models.popularity import build_model, training_model
+from pawtf.models.popularity import (EMBEDDING, build_head_model, build_model, embedding_model,
+                                     training_model, transfer_weights)
 from pawtf.tasks import score_loss
 
 
@@ -15,20 +19,6 @@ def inputs(n=4, size=32, metadata=True):
     if metadata:
         x["metadata"] = rng.integers(0, 2, (n, 12)).astype("float32")
     return x
-
-
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50", "densenet121", "mobilenetv2",
-                                  "vgg16", "efficientnetb0", "mobilenetv3small", "convnext_tiny"])
-def test_builds_flat_for_several_backbones(name):
-    model = build_model(ModelConfig(backbone=name, weights=None, image_size=32), initial_score=40.0)
-    assert [t.name for t in model.inputs] == ["image", "metadata"]
-    names = {l.name for l in model.layers}
-    assert backbones.FEATURES_LAYER in names
-    nested = [l.name for l in model.layers if isinstance(l, keras.Model) and len(l.layers) > 10]
-    assert not nested, f"backbone must be flat (Grad-CAM needs its layers), found {nested}"
-    pred = model.predict(inputs(), verbose=0)
-    assert pred.shape == (4, 1)
-    np.testing.assert_allclose(pred, 40.0, atol=1e-4)  # the output starts at the training mean
 
 
 def test_image_only_variant_and_bce():
@@ -72,39 +62,17 @@ def test_training_model_shares_weights_and_augments_only_in_training():
                                after, rtol=1e-5)
 
 
-def test_bce_loss_is_on_the_unit_scale():
-    loss = score_loss("bce")
-    assert float(loss(np.array([[50.0]]), np.array([[50.0]]))) == pytest.approx(np.log(2), rel=1e-3)
-
-
-def test_registry_knows_its_backbones():
-    assert "efficientnet_lite0" in backbones.names()
-    with pytest.raises(ValueError, match="no DenseNet-161"):
-        backbones.get("densenet161")
-    assert backbones.get("efficientnetb3").default_size == 300
-
-
-def test_imagenet_download_failure_is_clear(monkeypatch):
-    def offline(*a, **k):
-        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- no network")
-
-    monkeypatch.setattr(keras.utils, "get_file", offline)
-    import keras.src.utils.file_utils as file_utils
-
-    monkeypatch.setattr(file_utils, "get_file", offline)
-    with pytest.raises(backbones.WeightsUnavailableError, match="--weights none"):
-        build_model(ModelConfig(backbone="mobilenetv2", weights="imagenet", image_size=32))
-
-
-def test_local_weights_file(tmp_path):
-    spec = backbones.get("mobilenetv2")
-    x = keras.Input((32, 32, 3))
-    source = spec.build(x, None)
-    path = tmp_path / "mnv2.weights.h5"
-    source.save_weights(path)
-    model = build_model(ModelConfig(backbone="mobilenetv2", weights=str(path), image_size=32))
-    np.testing.assert_allclose(model.get_layer("Conv1").get_weights()[0],
-                               source.get_layer("Conv1").get_weights()[0])
-    with pytest.raises(backbones.WeightsUnavailableError, match="not found"):
-        build_model(ModelConfig(backbone="mobilenetv2", weights=str(tmp_path / "nope.h5"),
-                                image_size=32))
+def test_head_model_weights_move_into_the_full_model_by_name():
+    cfg = ModelConfig(backbone="mobilenetv2", weights=None, image_size=32, embedding_units=8, head_units=8)
+    full = build_model(cfg)
+    head = build_head_model(cfg, int(full.get_layer(EMBEDDING).output.shape[-1]))
+    for layer in head.layers:
+        if layer.weights:
+            layer.set_weights([w + 0.5 for w in layer.get_weights()])
+    copied = transfer_weights(head, full)
+    assert {"image_embedding", "head_dense", "score_dense", "metadata_dense0"} <= set(copied)
+    x = inputs()
+    pooled = embedding_model(full).predict(x["image"], verbose=0)
+    np.testing.assert_allclose(full.predict(x, verbose=0),
+                               head.predict({"embedding": pooled, "metadata": x["metadata"]}, verbose=0),
+                               rtol=1e-4, atol=1e-3)

@@ -138,7 +138,7 @@ def test_multitask_search_minimises_the_score_heads_rmse(tiny_demo, tmp_path):
     assert "metadata_units" not in trials, "an image-only task has no metadata branch to search"
     assert best["val_rmse"] == pytest.approx(trials.val_rmse.min())
     run = load_run(out / "best")
-    assert run.task == "multitask" and not run.uses_metadata
+    assert run.task.name == "multitask" and not run.uses_metadata
     assert set(run.model.output) == {"pawpularity", "flags"}
     assert run.metrics["val_rmse"] == pytest.approx(run.metrics["val_rmse_search"], rel=0.02)
     assert 0 <= run.metrics["mean_flag_auc"] <= 1 and run.metrics["baseline_rmse"] == best["baseline_rmse"]
@@ -150,7 +150,7 @@ def test_buckets_search_maximises_accuracy(tiny_demo, tmp_path, monkeypatch):
     import tuning.report
 
     # Exporting (half a minute here) is pawtf.export's, tested with the other tasks; skip it.
-    monkeypatch.setattr(tuning.report, "export_run", lambda run, out: "")
+    monkeypatch.setattr(tuning.report, "export", lambda run, out: "")
     out = tmp_path / "search"
     best = run_search(tiny_search(tiny_demo, out, "--task", "buckets", "--tuner", "random",
                                   "--max-trials", "1", "--unfreeze", "5", "--max-epochs", "1"),

@@ -1,7 +1,8 @@
-"""Tests of the synthetic demo dataset generator (pawtf.data.demo)."""
+"""Tests of writing the demo dataset (pawtf.data.demo.dataset, through the package's API)."""
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,6 @@ from pawtf.data import demo
 from pawtf.data.schema import FLAGS, ID_COLUMN, TARGET_COLUMN
 
 N, SIZE = 24, 64
-
-
-def _read_csv(path):
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def _files(root):
@@ -31,24 +27,14 @@ def small(tmp_path_factory):
     return out, info
 
 
-@pytest.fixture(scope="module")
-def stats_set(tmp_path_factory):
-    """A larger, tiny-image set for the statistical and flag-consistency checks."""
-    out = tmp_path_factory.mktemp("demo_stats")
-    info = demo.make_demo(out, n=400, size=32, seed=1, progress=False)
-    table = _read_csv(out / "train.csv")
-    attrs = {row[ID_COLUMN]: row for row in _read_csv(out / "attributes.csv")}
-    return out, info, table, attrs
-
-
 def test_defaults_are_sized_for_cpu_training():
     assert 1000 <= demo.DEFAULT_N <= 1200
     assert 128 <= demo.DEFAULT_SIZE <= 160
 
 
-def test_layout_and_columns(small):
+def test_layout_and_columns(small, read_csv):
     out, _ = small
-    rows = _read_csv(out / "train.csv")
+    rows = read_csv(out / "train.csv")
     with open(out / "train.csv", newline="") as fh:
         header = next(csv.reader(fh))
     assert header == [ID_COLUMN, *FLAGS, TARGET_COLUMN]
@@ -69,12 +55,12 @@ def test_layout_and_columns(small):
         assert (arr == 255).any(), "masks are never empty"
     assert len(list((out / "train").iterdir())) == N
     assert len(list((out / "masks").iterdir())) == N
-    attrs = _read_csv(out / "attributes.csv")
+    attrs = read_csv(out / "attributes.csv")
     assert [a[ID_COLUMN] for a in attrs] == ids
     assert list(attrs[0]) == list(demo.ATTRIBUTE_COLUMNS)
 
 
-def test_demo_json(small):
+def test_demo_json(small, read_csv):
     out, info = small
     on_disk = json.loads((out / "demo.json").read_text())
     assert on_disk == info
@@ -85,14 +71,15 @@ def test_demo_json(small):
     assert info["version"] == demo.VERSION
     assert 4 <= info["noise_sigma"] <= 5
     assert isinstance(info["description"], str) and "Pawpularity" in info["description"]
-    scores = np.array([int(r[TARGET_COLUMN]) for r in _read_csv(out / "train.csv")], float)
+    assert info["description"] == demo.FORMULA
+    scores = np.array([int(r[TARGET_COLUMN]) for r in read_csv(out / "train.csv")], float)
     assert info["score_mean"] == pytest.approx(scores.mean(), abs=1e-3)
     assert info["score_std"] == pytest.approx(scores.std(), abs=1e-3)
-    clean = np.clip([float(a["clean_score"]) for a in _read_csv(out / "attributes.csv")], 1, 100)
+    clean = np.clip([float(a["clean_score"]) for a in read_csv(out / "attributes.csv")], 1, 100)
     assert info["noise_floor_rmse"] == pytest.approx(np.sqrt(np.mean((scores - clean) ** 2)), abs=1e-2)
 
 
-def test_deterministic_and_seed_dependent(small, tmp_path):
+def test_deterministic_and_seed_dependent(small, tmp_path, read_csv):
     out, _ = small
     again = tmp_path / "again"
     demo.make_demo(again, n=N, size=SIZE, seed=0, progress=False)
@@ -101,23 +88,23 @@ def test_deterministic_and_seed_dependent(small, tmp_path):
     other = tmp_path / "other"
     demo.make_demo(other, n=N, size=SIZE, seed=1, progress=False)
     assert (other / "train.csv").read_bytes() != (out / "train.csv").read_bytes()
-    ids0 = {r[ID_COLUMN] for r in _read_csv(out / "train.csv")}
-    ids1 = {r[ID_COLUMN] for r in _read_csv(other / "train.csv")}
+    ids0 = {r[ID_COLUMN] for r in read_csv(out / "train.csv")}
+    ids1 = {r[ID_COLUMN] for r in read_csv(other / "train.csv")}
     assert not ids0 & ids1
 
 
-def test_image_i_does_not_depend_on_n(small, tmp_path):
+def test_image_i_does_not_depend_on_n(small, tmp_path, read_csv):
     out, _ = small
     prefix = tmp_path / "prefix"
     demo.make_demo(prefix, n=5, size=SIZE, seed=0, progress=False)
-    full_rows = _read_csv(out / "train.csv")[:5]
-    assert _read_csv(prefix / "train.csv") == full_rows
+    full_rows = read_csv(out / "train.csv")[:5]
+    assert read_csv(prefix / "train.csv") == full_rows
     for r in full_rows:
         name = f"{r[ID_COLUMN]}.jpg"
         assert (prefix / "train" / name).read_bytes() == (out / "train" / name).read_bytes()
 
 
-def test_refuses_foreign_folder_but_regenerates_over_a_demo(tmp_path):
+def test_refuses_foreign_folder_but_regenerates_over_a_demo(tmp_path, read_csv):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "precious.txt").write_text("do not touch")
@@ -132,84 +119,12 @@ def test_refuses_foreign_folder_but_regenerates_over_a_demo(tmp_path):
     assert info["n"] == 3
     assert len(list((target / "train").glob("*.jpg"))) == 3
     assert len(list((target / "masks").glob("*.png"))) == 3
-    assert len(_read_csv(target / "train.csv")) == 3
+    assert len(read_csv(target / "train.csv")) == 3
     assert (target / "notes.txt").read_text() == "kept"
 
     empty = tmp_path / "empty"
     empty.mkdir()
     demo.make_demo(empty, n=2, size=32, progress=False)  # an empty folder is fine
-
-
-def test_flags_consistent_with_scene(stats_set):
-    _, _, table, attrs = stats_set
-    for row in table:
-        a = attrs[row[ID_COLUMN]]
-        f = {k: int(row[k]) for k in FLAGS}
-        assert f["Collage"] == int(int(a["collage_panels"]) > 0)
-        assert f["Group"] == int(int(a["n_subjects"]) > 1)
-        assert not (f["Group"] and f["Collage"])
-        assert f["Near"] == int(float(a["scale"]) > demo.NEAR_THRESHOLD)
-        assert f["Blur"] == int(float(a["blur_strength"]) > 0 or float(a["blur_sigma_px"]) > 0)
-        assert f["Occlusion"] == int(float(a["occlusion"]) > 0)
-        assert f["Action"] == int(a["odd_pose"])
-        assert f["Human"] == int(a["human"])
-        assert f["Info"] == int(a["info"])
-        assert f["Eyes"] == int(a["eyes_visible"])
-        if f["Eyes"]:
-            assert a["eyes_open"] == "1" and a["face_mode"] != "turned"
-        if f["Face"]:
-            assert a["face_mode"] == "front" and not f["Occlusion"]
-        if f["Subject Focus"]:
-            assert not (f["Group"] or f["Collage"] or f["Blur"] or f["Occlusion"])
-            assert a["centred"] == "1"
-        assert 1 <= int(row[TARGET_COLUMN]) <= 100
-    rates = {k: np.mean([int(r[k]) for r in table]) for k in FLAGS}
-    for k in FLAGS:  # every flag occurs, none is (nearly) always on
-        assert 0.02 < rates[k] < 0.9, (k, rates[k])
-
-
-def test_masks_follow_the_main_face(stats_set):
-    out, _, table, attrs = stats_set
-    checked = 0
-    for row in table:
-        a = attrs[row[ID_COLUMN]]
-        if any(int(row[k]) for k in ("Collage", "Occlusion", "Human", "Info")):
-            continue
-        x, y = float(a["head_x"]), float(a["head_y"])
-        if not (1 <= x < 31 and 1 <= y < 31):
-            continue
-        m = np.asarray(Image.open(out / "masks" / f"{row[ID_COLUMN]}.png"))
-        assert m[int(y), int(x)] == 255
-        checked += 1
-    assert checked > 100
-
-
-def test_collage_images_show_panel_lines(stats_set):
-    out, _, table, attrs = stats_set
-    seen = 0
-    for row in table:
-        if row["Collage"] != "1" or "1" in (row["Blur"], row["Human"], row["Info"]):
-            continue
-        img = np.asarray(Image.open(out / "train" / f"{row[ID_COLUMN]}.jpg").convert("L"), float)
-        mid = img.shape[0] // 2
-        lines = [img[:, c] for c in (mid - 1, mid)] + [img[r, :] for r in (mid - 1, mid)]
-        # a straight white or black panel line runs through the middle, across the whole image
-        assert any(line.std() < 20 and (line.mean() > 200 or line.mean() < 50) for line in lines)
-        seen += 1
-    assert seen >= 5
-
-
-def test_blur_flag_is_visible(stats_set):
-    out, _, table, _ = stats_set
-
-    def sharpness(row):
-        img = np.asarray(Image.open(out / "train" / f"{row[ID_COLUMN]}.jpg").convert("L"), float)
-        lap = img[1:-1, 1:-1] * 4 - img[:-2, 1:-1] - img[2:, 1:-1] - img[1:-1, :-2] - img[1:-1, 2:]
-        return lap.var()
-
-    blurred = [sharpness(r) for r in table if r["Blur"] == "1" and r["Info"] == "0"]
-    sharp = [sharpness(r) for r in table if r["Blur"] == "0" and r["Info"] == "0"]
-    assert np.median(blurred) < 0.5 * np.median(sharp)
 
 
 def test_score_distribution_and_flags_only_baseline(stats_set):
@@ -237,3 +152,24 @@ def test_generate_sample_in_memory():
     assert image.size == mask.size == (48, 48)
     assert set(flags) == set(FLAGS)
     assert 1 <= score <= 100 and isinstance(clean, float)
+
+
+def test_progress_bar_on_stderr_and_summary_logged(tmp_path, capsys, caplog):
+    with caplog.at_level(logging.INFO, logger="pawtf"):
+        demo.make_demo(tmp_path / "quiet", n=3, size=32, progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""  # the library never prints
+    assert any("wrote 3 images of 32px" in r.getMessage() for r in caplog.records)
+
+    demo.make_demo(tmp_path / "bar", n=3, size=32, progress=True)
+    captured = capsys.readouterr()
+    assert captured.out == "" and "3/3" in captured.err
+
+
+def test_package_exports():
+    import pawtf.data.demo as package
+
+    for name in package.__all__:
+        assert hasattr(package, name), name
+    assert {"make_demo", "is_demo_dir", "generate_sample", "DEFAULT_N", "DEFAULT_SIZE", "NOISE_SIGMA",
+            "FORMULA", "ATTRIBUTE_COLUMNS"} <= set(package.__all__)

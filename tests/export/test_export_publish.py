@@ -1,19 +1,16 @@
-"""Export for TF Serving: versioned atomic folders, signatures, agreement with the Keras model on real
-photos, the in-graph decoder against the training reader, bad bytes, and ``saved_model_cli``.
+"""Publishing a run for TF Serving (`pawtf.export.publish`): versioned atomic folders, stale partials,
+the check against the Keras model, signatures, ``pawtf.json``, agreement with the Keras model on real
+photos, bad requests, and ``saved_model_cli``.
 
-A small run is trained here: efficientnet_lite0 with its offline ImageNet weights at 64 px (a backbone
-with random weights gives all but zero features, so its scores would not depend on the photo and every
-comparison would pass trivially), and its score layer randomised so that scores spread over tens of
-points. Versioning and atomicity tests replace the SavedModel writer with a stub to stay fast.
+The runs come from conftest.py. Versioning and atomicity tests replace the SavedModel writer with a stub
+to stay fast.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,83 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-from pawtf import export as export_mod
-from pawtf.config import RunConfig
-from pawtf.data.images import decode_rgb, load_rgb
+from pawtf import tasks
+from pawtf.data.images import load_rgb
 from pawtf.data.schema import FLAGS
-from pawtf.export import (INFO_FILE, SERVING_DECODED, SERVING_DEFAULT, ExportError, decode_batch,
-                          decode_image, export, versions)
-from pawtf.models.popularity import build_model
-from pawtf.runs import load_run
+from pawtf.export import (INFO_FILE, SERVING_DECODED, SERVING_DEFAULT, ExportError, decode_batch, export,
+                          publish, read_info, versions)
 
-SIZE = 64
+SIZE = 64  # the side of the runs built in conftest.py (checked there)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def randomize_head(run, seed=0):
-    """Give the score layer random weights so scores spread over tens of points."""
-    kernel = run.model.get_layer("score_dense").kernel
-    values = np.random.default_rng(seed).normal(0, 0.1, kernel.shape)
-    kernel.assign((values - values.mean()).astype("float32"))  # zero-sum: few scores clipped at 0
-    run.model.save(Path(run.path) / "model.keras")
-    return load_run(run.path)
-
-
-def tiny_cfg(data_dir, use_metadata=True) -> RunConfig:
-    cfg = RunConfig()
-    cfg.data.data_dir, cfg.data.folds = str(data_dir), 4
-    cfg.model.backbone, cfg.model.weights, cfg.model.image_size = "efficientnet_lite0", "imagenet", SIZE
-    cfg.model.embedding_units, cfg.model.head_units = 16, 16
-    cfg.model.use_metadata = use_metadata
-    cfg.train.epochs, cfg.train.batch_size = 1, 16
-    return cfg
-
-
-@pytest.fixture(scope="module")
-def meta_run(tiny_demo, tmp_path_factory):
-    """A trained run (takes the 12 flags), head randomised."""
-    from pawtf.train import train
-
-    out = tmp_path_factory.mktemp("runs") / "meta"
-    train(tiny_cfg(tiny_demo), out, verbose=0)
-    return randomize_head(load_run(out))
-
-
-@pytest.fixture(scope="module")
-def image_run(tiny_demo, tmp_path_factory):
-    """An image-only run folder, built (not trained): model.keras + config.json."""
-    out = tmp_path_factory.mktemp("runs") / "image_only"
-    out.mkdir()
-    cfg = tiny_cfg(tiny_demo, use_metadata=False)
-    build_model(cfg.model).save(out / "model.keras")
-    cfg.save(out / "config.json")
-    return randomize_head(load_run(out), seed=1)
-
-
-@pytest.fixture(scope="module")
-def exported(meta_run, tmp_path_factory):
-    return export(meta_run, tmp_path_factory.mktemp("saved") / "pawpularity")
-
-
-@pytest.fixture(scope="module")
-def loaded(exported):
-    return tf.saved_model.load(str(exported))
-
-
-@pytest.fixture(scope="module")
-def real_photos(shared_dir):
-    photos = sorted((shared_dir / "data" / "pet-photos").rglob("*.jpg"))
-    if not photos:
-        pytest.skip(f"no photos under {shared_dir / 'data' / 'pet-photos'}")
-    return photos[::len(photos) // 48][:48]
-
-
-def jpeg_bytes(array, **kw) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "JPEG", quality=90, **kw)
-    return buf.getvalue()
 
 
 def demo_photo_bytes(tiny_demo, k=4):
@@ -115,11 +44,12 @@ def flags(n, seed=0):
 def stub_writer(monkeypatch):
     """Replace the SavedModel writer (seconds) with one writing a marker file (milliseconds)."""
 
-    def write(path, model, size, uses_metadata, max_pixels):
+    def write(path, model, task, size, uses_metadata, max_pixels):
+        assert task is tasks.get("score")
         (path / "saved_model.pb").write_bytes(b"stub")
         (path / "variables").mkdir()
 
-    monkeypatch.setattr(export_mod, "_write", write)
+    monkeypatch.setattr(publish, "_write", write)
 
 
 def test_versions_are_next_integers_and_never_overwritten(image_run, tmp_path, stub_writer):
@@ -150,12 +80,12 @@ def test_a_version_taken_meanwhile_is_skipped_not_replaced(image_run, tmp_path, 
             (Path(dst) / "saved_model.pb").write_bytes(b"theirs")
         return real_rename(src, dst)
 
-    monkeypatch.setattr(export_mod.os, "rename", rename_after_another_export)
+    monkeypatch.setattr(publish.os, "rename", rename_after_another_export)
     (base / "7.tmp").mkdir()  # not a version
     assert export(image_run, base, check=False) == base / "3"
     assert (base / "2" / "saved_model.pb").read_bytes() == b"theirs"
     (base / "4").write_text("a file named like a version is not replaced either")
-    monkeypatch.setattr(export_mod.os, "rename", real_rename)
+    monkeypatch.setattr(publish.os, "rename", real_rename)
     assert export(image_run, base, check=False) == base / "5"
     assert (base / "4").read_text().startswith("a file")
 
@@ -167,7 +97,7 @@ def test_a_failed_export_leaves_no_version_and_no_temporary(image_run, tmp_path,
     def broken(*a, **k):
         raise ExportError("simulated failure after writing")
 
-    monkeypatch.setattr(export_mod, "_check", broken)
+    monkeypatch.setattr(publish, "_check", broken)
     with pytest.raises(ExportError, match="simulated"):
         export(image_run, base)
     assert sorted(p.name for p in base.iterdir()) == ["1"]
@@ -196,9 +126,25 @@ def test_the_check_refuses_a_savedmodel_that_differs_from_the_keras_model(export
     kernel.assign(before + 1.0)
     try:
         with pytest.raises(ExportError, match="differs from the Keras model"):
-            export_mod._check(exported, meta_run.model, SIZE, True)
+            publish._check(exported, meta_run.model, meta_run.task, SIZE, True)
     finally:
         kernel.assign(before)
+
+
+# ------------------------------------------------------------------------------------------ pawtf.json
+
+
+def test_pawtf_json_describes_the_export(exported, meta_run, tmp_path):
+    info = read_info(exported)
+    assert info == json.loads((exported / INFO_FILE).read_text())
+    assert info["task"] == "score" and info["image_size"] == SIZE and info["uses_metadata"] is True
+    assert info["flags"] == list(FLAGS) and info["backbone"] == "efficientnet_lite0"
+    assert info["run"] == str(Path(meta_run.path).resolve()) and info["metrics"] == meta_run.metrics
+    assert info["signatures"] == {
+        SERVING_DEFAULT: {"inputs": ["image_bytes", "metadata"], "outputs": ["pawpularity"]},
+        SERVING_DECODED: {"inputs": ["image", "metadata"], "outputs": ["pawpularity"]}}
+    assert info["config"] == json.loads(json.dumps(meta_run.config.to_dict()))  # tuples as lists
+    assert read_info(tmp_path) == {}  # exported elsewhere
 
 
 # ------------------------------------------------------------------------------------------- signatures
@@ -218,7 +164,7 @@ def test_signatures_and_names(loaded, meta_run):
 
 def test_image_only_signatures_take_no_metadata(image_run, tiny_demo):
     """The signature functions an image-only export is written from (writing one costs ~10 s)."""
-    from_bytes, from_images = export_mod._signatures(image_run.model, SIZE, False, 10 ** 8)
+    from_bytes, from_images = publish._signatures(image_run.model, image_run.task, SIZE, False, 10 ** 8)
     assert list(from_bytes.input_signature) == [tf.TensorSpec([None], tf.string, name="image_bytes")]
     assert [s.name for s in from_images.input_signature] == ["image"]
     blobs = demo_photo_bytes(tiny_demo)
@@ -243,6 +189,32 @@ def test_rest_request_format_maps_onto_the_signature(loaded, tiny_demo, meta_run
     assert np.all((out["pawpularity"].numpy() >= 0) & (out["pawpularity"].numpy() <= 100))
 
 
+def test_resized_decoded_input_matches(loaded, meta_run, tiny_demo):
+    """serving_decoded resizes other sizes in-graph like serving_default does."""
+    photo = sorted((tiny_demo / "train").glob("*.jpg"))[0]
+    full = load_rgb(photo).astype(np.float32)[None]
+    meta = flags(1)
+    a = loaded.signatures[SERVING_DECODED](image=tf.constant(full), metadata=tf.constant(meta))
+    b = loaded.signatures[SERVING_DEFAULT](image_bytes=tf.constant([photo.read_bytes()]),
+                                           metadata=tf.constant(meta))
+    assert abs(float(a["pawpularity"][0]) - float(b["pawpularity"][0])) < 1.0
+
+
+def test_bad_requests_fail_cleanly_and_the_model_keeps_serving(loaded, tiny_demo):
+    serve = loaded.signatures[SERVING_DEFAULT]
+    blobs = demo_photo_bytes(tiny_demo, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[2\]: not a JPEG"):
+        serve(image_bytes=tf.constant(blobs[:2] + [b"garbage"]), metadata=tf.constant(flags(3)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="metadata has 2 rows but there are 3 images"):
+        serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(2)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"metadata values must be flags in \[0, 1\]"):
+        serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(3) * 5))
+    out = serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(3)))["pawpularity"]
+    assert out.shape == (3,) and np.all(np.isfinite(out.numpy()))
+    empty = serve(image_bytes=tf.constant([], tf.string), metadata=tf.zeros([0, 12]))["pawpularity"]
+    assert empty.shape == (0,)
+
+
 # ------------------------------------------------------------------------- agreement on real photos
 
 
@@ -259,140 +231,6 @@ def test_savedmodel_equals_keras_on_real_photos(loaded, meta_run, real_photos):
           f"decoded {np.abs(decoded['pawpularity'].numpy() - keras_scores).max():.2e}")
     np.testing.assert_allclose(served, keras_scores, atol=1e-3)
     np.testing.assert_allclose(decoded["pawpularity"].numpy(), keras_scores, atol=1e-3)
-
-
-def test_train_serve_skew_is_small_on_real_photos(loaded, meta_run, real_photos):
-    """In-graph TF decoding against the training reader (PIL): pixels and scores."""
-    blobs = [p.read_bytes() for p in real_photos]
-    meta = flags(len(blobs))
-    tf_pixels = decode_batch(tf.constant(blobs), SIZE).numpy()
-    pil_pixels = np.stack([load_rgb(p, size=(SIZE, SIZE)) for p in real_photos]).astype(np.float32)
-    pixel_diff = np.abs(tf_pixels - pil_pixels)
-    served = loaded.signatures[SERVING_DEFAULT](image_bytes=tf.constant(blobs),
-                                                metadata=tf.constant(meta))["pawpularity"].numpy()
-    keras_pil = meta_run.model.predict({"image": pil_pixels, "metadata": meta}, verbose=0)[:, 0]
-    score_diff = np.abs(served - keras_pil)
-    print(f"skew: pixels mean {pixel_diff.mean():.3f} p99 {np.percentile(pixel_diff, 99):.1f}; "
-          f"scores mean {score_diff.mean():.3f} max {score_diff.max():.3f} (score std {keras_pil.std():.1f})")
-    # Same libjpeg scale and DCT, same Lanczos passes and rounding: at most one level, rarely.
-    assert pixel_diff.mean() < 0.01 and pixel_diff.max() <= 2
-    assert score_diff.max() < 0.01 * keras_pil.std() + 0.05
-
-
-def test_resized_decoded_input_matches(loaded, meta_run, tiny_demo):
-    """serving_decoded resizes other sizes in-graph like serving_default does."""
-    photo = sorted((tiny_demo / "train").glob("*.jpg"))[0]
-    full = load_rgb(photo).astype(np.float32)[None]
-    meta = flags(1)
-    a = loaded.signatures[SERVING_DECODED](image=tf.constant(full), metadata=tf.constant(meta))
-    b = loaded.signatures[SERVING_DEFAULT](image_bytes=tf.constant([photo.read_bytes()]),
-                                           metadata=tf.constant(meta))
-    assert abs(float(a["pawpularity"][0]) - float(b["pawpularity"][0])) < 1.0
-
-
-# ------------------------------------------------------------------------------------ in-graph decoder
-
-decode_one = tf.function(lambda b, size: decode_image(b, size), reduce_retracing=True)
-
-
-def photo_array(w=150, h=100):
-    y, x = np.mgrid[0:h, 0:w]
-    rgb = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], -1).astype(np.uint8)
-    rgb[h // 4:h // 2, w // 5:w // 2] = (220, 30, 40)  # an asymmetric patch shows any rotation
-    return rgb
-
-
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_is_applied_like_the_training_reader(orientation):
-    exif = Image.Exif()
-    exif[0x0112] = orientation
-    data = jpeg_bytes(photo_array(), exif=exif.tobytes())
-    want = decode_rgb(data, size=(48, 48)).astype(np.float32)
-    got = decode_one(tf.constant(data), 48).numpy()
-    assert np.abs(got - want).mean() < 0.01 and np.abs(got - want).max() <= 1
-
-
-def encoded(image: Image.Image, fmt: str) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, fmt)
-    return buf.getvalue()
-
-
-def decoder_cases():
-    rgb = Image.fromarray(photo_array())
-    rgba = np.dstack([photo_array(), np.tile(np.linspace(0, 255, 150).astype(np.uint8), (100, 1))])
-    return {
-        "png_rgb": encoded(rgb, "PNG"),
-        "png_rgba_over_white": encoded(Image.fromarray(rgba, "RGBA"), "PNG"),
-        "png_palette": encoded(rgb.convert("P"), "PNG"),
-        "png_grey": encoded(rgb.convert("L"), "PNG"),
-        "png_grey_alpha": encoded(Image.fromarray(rgba, "RGBA").convert("LA"), "PNG"),
-        "png_16bit": encoded(Image.fromarray(photo_array()[..., 0].astype(np.uint16) * 257), "PNG"),
-        "gif": encoded(rgb, "GIF"),
-        "bmp_24": encoded(rgb, "BMP"),
-        "bmp_32": encoded(Image.fromarray(rgba, "RGBA"), "BMP"),
-        "webp": encoded(rgb, "WEBP"),
-        "webp_alpha": encoded(Image.fromarray(rgba, "RGBA"), "WEBP"),
-        "jpeg_grey": jpeg_bytes(np.asarray(rgb.convert("L"))),
-        "jpeg_cmyk": encoded(rgb.convert("CMYK"), "JPEG"),
-        "jpeg_large_reduced_scale": jpeg_bytes(np.asarray(rgb.resize((1200, 800)))),
-    }
-
-
-@pytest.mark.parametrize("case", sorted(decoder_cases()))
-def test_decoder_matches_the_training_reader(case):
-    data = decoder_cases()[case]
-    for size in (32, 64):
-        want = decode_rgb(data, size=(size, size)).astype(np.float32)
-        got = decode_one(tf.constant(data), size).numpy()
-        assert np.abs(got - want).mean() < 0.2 and np.abs(got - want).max() <= 2, (case, size)
-
-
-def test_bad_images_give_clear_errors_naming_the_item():
-    good = jpeg_bytes(photo_array())
-    rgb = Image.fromarray(photo_array())
-    cases = {
-        b"": "image_bytes[1]: not a JPEG, PNG, GIF, BMP or WebP image (0 bytes)",
-        b"<html>not an image</html>": "image_bytes[1]: not a JPEG, PNG, GIF, BMP or WebP image (25 bytes)",
-        encoded(rgb, "TIFF"): "not a JPEG, PNG, GIF, BMP or WebP",
-        encoded(rgb.convert("P"), "BMP"): "palette BMP is not supported",
-        good[:len(good) // 2]: "JPEG",
-        encoded(rgb, "PNG")[:60]: "PNG",
-    }
-    fn = tf.function(lambda b: decode_batch(b, 32))
-    for data, message in cases.items():
-        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
-            fn(tf.constant([good, data]))
-    assert fn(tf.constant([good, good])).shape == (2, 32, 32, 3)  # still works after errors
-
-
-def test_decompression_bombs_are_refused_from_the_header():
-    data = jpeg_bytes(photo_array(300, 200))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"too many pixels .* 300x200 exceeds "
-                                                             r"max_pixels=10000"):
-        decode_image(tf.constant(data), 32, max_pixels=10_000)
-    png = encoded(Image.fromarray(photo_array(300, 200)), "PNG")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="300x200"):
-        decode_image(tf.constant(png), 32, max_pixels=10_000)
-    # A PNG header claiming 100000 x 100000 pixels: refused before any decoding.
-    forged = png[:16] + (100_000).to_bytes(4, "big") * 2 + png[24:]
-    with pytest.raises(tf.errors.InvalidArgumentError, match="100000x100000"):
-        decode_image(tf.constant(forged), 32)
-
-
-def test_bad_requests_fail_cleanly_and_the_model_keeps_serving(loaded, tiny_demo):
-    serve = loaded.signatures[SERVING_DEFAULT]
-    blobs = demo_photo_bytes(tiny_demo, 3)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image_bytes\[2\]: not a JPEG"):
-        serve(image_bytes=tf.constant(blobs[:2] + [b"garbage"]), metadata=tf.constant(flags(3)))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="metadata has 2 rows but there are 3 images"):
-        serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(2)))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"metadata values must be flags in \[0, 1\]"):
-        serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(3) * 5))
-    out = serve(image_bytes=tf.constant(blobs), metadata=tf.constant(flags(3)))["pawpularity"]
-    assert out.shape == (3,) and np.all(np.isfinite(out.numpy()))
-    empty = serve(image_bytes=tf.constant([], tf.string), metadata=tf.zeros([0, 12]))["pawpularity"]
-    assert empty.shape == (0,)
 
 
 # ---------------------------------------------------------------------------------------- saved_model_cli
