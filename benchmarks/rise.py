@@ -2,7 +2,7 @@
 passes of the same model (same batch size), interleaved in one run; optionally against xplique's RISE.
 
     python benchmarks/rise.py [--model runs/demo] [--image PHOTO] [--masks 500] [--batch-size 50]
-                              [--repeats 5] [--xplique-python /tmp/xplique-venv/bin/python]
+                              [--repeats 5] [--xplique-python /tmp/xplique-venv/bin/python] [--tol T]
 
 Prints ``rise_over_forward=<ratio>`` (goal <= 1.15: mask generation and accumulation are not the
 bottleneck). With ``--xplique-python`` (a Python whose environment has xplique; xplique 2.0.2 pins
@@ -10,7 +10,9 @@ tensorflow <= 2.20, so it cannot live in pawtf's environment) it also runs xpliq
 grid and batch size on the same model and photo (metadata held fixed by a wrapper model) in that
 interpreter, and prints ``ours_over_xplique=<ratio>`` (goal <= 1.0) and both maps' insertion/deletion AUC
 next to a random map's. Without a model it builds the default (untrained) model; without a photo it draws a
-demo photo.
+demo photo. With ``--tol T`` it also runs RISE with the adaptive stop (`pawtf.config.ExplainConfig.rise_tol`)
+and prints ``tol_masks_used=<n>`` and how close that map is to the full-N map (``tol_map_correlation``,
+``tol_map_rel_l2``); e.g. ``--masks 4000 --repeats 1 --tol 0.1``.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def xplique_worker(job: Path) -> None:
         rise = Rise(wrapped, nb_samples=n, grid_size=grid, preservation_probability=0.5, batch_size=b)
         return np.asarray(rise.explain(image, targets)).reshape(image.shape[1:3])
 
-    ours = RISE(model, masks=n, grid=grid, batch_size=b, seed=0)
+    ours = RISE(model, masks=n, grid=grid, batch_size=b, seed=0, tol=None)  # always N masks
     batch = [tf.constant(np.repeat(image, b, 0)) if name == "image" else tf.constant(np.repeat(
         metadata, b, 0)) for name in inputs]
     forward = tf.function(lambda x: model(x, training=False))
@@ -148,6 +150,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5,
                         help="interleaved timed runs of each; the ratio is the median of the pairs' "
                              "(default: %(default)s)")
+    parser.add_argument("--tol", type=float, help="also run RISE with this adaptive-stop tolerance and "
+                        "compare its map with the full --masks one")
     parser.add_argument("--xplique-python", default=str(DEFAULT_XPLIQUE) if DEFAULT_XPLIQUE.exists()
                         else None, help="python of an environment with xplique (default: "
                         f"{DEFAULT_XPLIQUE} if present; 'none' to skip)")
@@ -177,7 +181,7 @@ def main() -> None:
             total += float(tf.reduce_sum(forward(inputs)))  # waits for each batch, as RISE does
         return time.perf_counter() - start
 
-    rise = RISE(model, masks=n, grid=args.grid, batch_size=b, seed=0)
+    rise = RISE(model, masks=n, grid=args.grid, batch_size=b, seed=0, tol=None)  # always N masks
     warm_up(rise, image, metadata)
     plain()
     forward_s, rise_s, ours = [], [], None
@@ -193,6 +197,15 @@ def main() -> None:
     print(f"forward_s={f:.2f} ({n / f:.0f} img/s)  rise_s={r:.2f} (medians)  pair ratios: "
           + " ".join(f"{x:.3f}" for x in ratios) + f"  best/best={min(rise_s) / min(forward_s):.3f}")
     print(f"rise_over_forward={float(np.median(ratios)):.3f}")
+    if args.tol:
+        early = RISE(model, masks=n, grid=args.grid, batch_size=b, seed=0, tol=args.tol)
+        start = time.perf_counter()
+        stopped = early(image, metadata)[0]
+        seconds = time.perf_counter() - start
+        rel = np.linalg.norm(stopped - ours) / max(float(np.linalg.norm(ours)), 1e-12)
+        print(f"tol={args.tol} tol_masks_used={early.masks_used[0]} of {n} tol_s={seconds:.2f} "
+              f"tol_map_correlation={np.corrcoef(stopped.ravel(), ours.ravel())[0, 1]:.3f} "
+              f"tol_map_rel_l2={rel:.3f}")
 
     if not args.xplique_python or args.xplique_python == "none":
         print("xplique: skipped (no --xplique-python; xplique 2.0.2 pins tensorflow<=2.20, so it needs "

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor
@@ -24,6 +26,8 @@ from pawtf.data.schema import FLAGS, TARGET_COLUMN, read_table
 from pawtf.data.split import make_folds
 
 __all__ = ["models", "metadata_baselines"]
+
+logger = logging.getLogger(__name__)
 
 
 def models() -> dict:
@@ -59,7 +63,11 @@ def metadata_baselines(csv_path, folds: int = 5, seed: int = 0, skip_bad: bool =
         pawtf.data.schema.DataError: the table is invalid, unless `skip_bad`.
         ValueError: fewer than 2 folds, or fewer rows than folds.
     """
-    table, _ = read_table(csv_path, skip_bad=skip_bad)
+    table, problems = read_table(csv_path, skip_bad=skip_bad)
+    if problems:  # what --skip-bad dropped, said as training says it
+        from pawtf.data.folder import count_rows, format_report
+
+        logger.warning(format_report(problems, total=len(table) + count_rows(problems)))
     x = table[list(FLAGS)].to_numpy(float)
     y = table[TARGET_COLUMN].to_numpy(float)
     cv = PredefinedSplit(make_folds(table, k=folds, seed=seed))

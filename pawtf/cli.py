@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import os
@@ -14,9 +15,47 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up
 from pawtf import tasks
 from pawtf.config import DataConfig, ExplainConfig, ModelConfig, RunConfig, TrainConfig
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "Parser", "build_parser", "main"]
 
 _DATA, _MODEL, _TRAIN, _EXPLAIN = DataConfig(), ModelConfig(), TrainConfig(), ExplainConfig()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations (``--budget-minute`` is an error, never ``--budget-minutes``), whose
+    error for an unknown option names the closest options of the command given.
+
+    >>> p = Parser(prog="demo"); _ = p.add_argument("--budget-minutes")
+    >>> p.suggestions(["--budget-minute", "x"])
+    ['--budget-minute: did you mean --budget-minutes?']
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def suggestions(self, unknown: list[str], namespace=None) -> list[str]:
+        """For each unknown option, the closest option of this parser (or of the subcommand chosen)."""
+        parsers = [self]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and namespace is not None:
+                chosen = getattr(namespace, action.dest, None)
+                if chosen in action.choices:
+                    parsers.append(action.choices[chosen])
+        known = [o for p in parsers for a in p._actions for o in a.option_strings]
+        hints = []
+        for arg in unknown:
+            if arg.startswith("-"):
+                close = difflib.get_close_matches(arg.split("=")[0], known, n=1, cutoff=0.6)
+                if close:
+                    hints.append(f"{arg}: did you mean {close[0]}?")
+        return hints
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            hints = self.suggestions(unknown, namespace)
+            self.error("unrecognized arguments: " + " ".join(unknown) + "".join("\n  " + h for h in hints))
+        return namespace
 
 
 def _positive_int(text: str) -> int:
@@ -34,7 +73,7 @@ def _weights(text: str) -> str | None:
     return text
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
     from pawtf.models import backbones
 
     p.add_argument("--data", default=_DATA.data_dir,
@@ -70,7 +109,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=["mse", "bce"], default=_MODEL.loss,
                    help="mse on the score, or bce on score/100 (default: %(default)s)")
     p.add_argument("--folds", type=_positive_int, default=_DATA.folds, help="(default: %(default)s)")
-    p.add_argument("--fold", type=int, default=_DATA.fold, help="validation fold (default: %(default)s)")
+    if one_fold:
+        p.add_argument("--fold", type=int, default=_DATA.fold, help="validation fold (default: %(default)s)")
     p.add_argument("--no-oversample", action="store_true", help="no oversampled copies")
     p.add_argument("--seed", type=int, default=_TRAIN.seed, help="(default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true",
@@ -81,7 +121,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def _run_config(args) -> RunConfig:
     cfg = RunConfig()
     cfg.data.data_dir = args.data
-    cfg.data.folds, cfg.data.fold, cfg.data.skip_bad = args.folds, args.fold, args.skip_bad
+    cfg.data.folds, cfg.data.skip_bad = args.folds, args.skip_bad
+    cfg.data.fold = getattr(args, "fold", cfg.data.fold)
     if args.no_oversample:
         cfg.data.oversample = []
     m = cfg.model
@@ -95,7 +136,7 @@ def _run_config(args) -> RunConfig:
     t.oof_folds = args.oof_folds
     if args.folds < 2:
         raise SystemExit("pawtf: error: --folds must be at least 2")
-    if not 0 <= args.fold < args.folds:
+    if not 0 <= cfg.data.fold < args.folds:
         raise SystemExit(f"pawtf: error: --fold must be in 0..{args.folds - 1}")
     try:
         tasks.get(cfg.model.task).check_config(cfg)
@@ -155,7 +196,7 @@ def _add_train(sub) -> None:
 
 def _add_cv(sub) -> None:
     p = sub.add_parser("cv", help="train every fold; report mean and std RMSE")
-    _add_run_options(p)
+    _add_run_options(p, one_fold=False)
     p.set_defaults(func=cmd_cv)
 
 
@@ -200,7 +241,8 @@ def cmd_predict(args) -> None:
 
 
 def cmd_rank(args) -> None:
-    from pawtf.predict import contact_sheet, rank, summary, write_scores
+    from pawtf.predict import contact_sheet, is_demo_model, rank, summary, write_scores
+    from pawtf.runs import DEMO_MODEL_NOTE
 
     scorer = _scorer(args.model)
     ranked = rank(scorer, args.photos, args.metadata, batch_size=args.batch_size, progress=not args.quiet)
@@ -208,8 +250,12 @@ def cmd_rank(args) -> None:
         print(f"{i:>4}  {s.label:>7}  {s.path}" if s.ok else f"   -  {'-':>6}  {s.path}: {s.error}")
     if args.out:
         write_scores(ranked, args.out)
+    scored = sum(s.ok for s in ranked)
+    title = f"{scored} photos scored, best first" + (f"; {len(ranked) - scored} could not be scored (last)"
+                                                     if scored < len(ranked) else "")
     sheet = contact_sheet(ranked, args.sheet, thumb=args.thumb, columns=args.columns,
-                          title=f"{sum(s.ok for s in ranked)} photos, best first ({scorer.description})")
+                          title=f"{title} ({scorer.description})",
+                          warning=DEMO_MODEL_NOTE if is_demo_model(scorer) else None)
     print(f"{summary(ranked)}; contact sheet: {sheet}", file=sys.stderr)
 
 
@@ -267,11 +313,11 @@ def _add_predict(sub) -> None:
 
 
 def _add_rank(sub) -> None:
-    from pawtf.predict import DEFAULT_BATCH_SIZE, DEFAULT_THUMB
+    from pawtf.predict import DEFAULT_BATCH_SIZE, DEFAULT_SHEET, DEFAULT_THUMB
 
     p = sub.add_parser("rank", help="rank one pet's photos best first and write a contact sheet")
     _add_model_options(p)
-    p.add_argument("--sheet", default="contact_sheet.png", help="contact sheet PNG (default: %(default)s)")
+    p.add_argument("--sheet", default=DEFAULT_SHEET, help="contact sheet PNG (default: %(default)s)")
     p.add_argument("--out", metavar="CSV", help="also write the ranking as CSV")
     p.add_argument("--thumb", type=_positive_int, default=DEFAULT_THUMB,
                    help="thumbnail side (default: %(default)s)")
@@ -282,12 +328,12 @@ def _add_rank(sub) -> None:
 
 
 def _add_crop(sub) -> None:
-    from pawtf.crop import DEFAULT_MIN_GAIN, DEFAULT_SALIENCY
+    from pawtf.crop import DEFAULT_MIN_GAIN, DEFAULT_OUT_DIR, DEFAULT_SALIENCY
 
     p = sub.add_parser("crop", help="crop advice: score candidate crops, save the best if it raises the "
                                     "score")
     _add_model_options(p)
-    p.add_argument("--out-dir", default="crops", help="where advised crops go, as <stem>_crop.jpg "
+    p.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="where advised crops go, as <stem>_crop.jpg "
                                                       "(default: %(default)s)")
     p.add_argument("--min-gain", type=float, default=DEFAULT_MIN_GAIN,
                    help="advise a crop only if it raises the score by this much (default: %(default)s)")
@@ -312,14 +358,18 @@ def cmd_explain(args) -> None:
                                 metadata=args.metadata, masks_dir=args.masks, progress=not args.quiet)
     except ExplainError as err:
         raise SystemExit(f"pawtf: error: {err}")
-    for line in summary["notes"] + [f"skipped {e['error']}" for e in summary["errors"]]:
+    # The notes (e.g. "all flags 0") were logged before the work; the findings say, in plain words,
+    # whether each method's maps did better than a random map.
+    for line in [f"skipped {e['error']}" for e in summary["errors"]] + summary["findings"]:
         print(line, file=sys.stderr)
     print(json.dumps({"n_images": summary["n_images"], "n_errors": summary["n_errors"],
-                      "methods": summary["methods"], "out": args.out}, indent=2))
+                      "methods": summary["methods"], "findings": summary["findings"], "out": args.out},
+                     indent=2))
 
 
 def _add_explain(sub) -> None:
-    from pawtf.explain import METHODS
+    from pawtf.explain import ALL, METHODS
+    from pawtf.explain.batch import DEFAULT_OUT
     from pawtf.explain.rise import WEIGHTINGS
 
     p = sub.add_parser("explain", help="saliency maps (gradients, Grad-CAM(++), RISE) and their scores")
@@ -329,13 +379,15 @@ def _add_explain(sub) -> None:
     p.add_argument("--metadata", metavar="CSV", help="Id (= file stem) + the 12 flags, held fixed while "
                    "explaining (default: the Kaggle-layout CSV beside the photos' folder, else all 0)")
     p.add_argument("--methods", default=",".join(_EXPLAIN.methods),
-                   help="comma-separated, from: " + ", ".join(METHODS) + " (default: %(default)s)")
+                   help="comma-separated, from: " + ", ".join(METHODS) + f"; or {ALL} for every method "
+                   "(slow on a CPU: SmoothGrad takes about 10 s a photo, RISE a minute or more) "
+                   "(default: %(default)s, a few seconds a photo)")
     p.add_argument("--target", help="what the maps explain: score (default), a flag name such as Eyes "
                    "(multitask and attribute-fed models: where the model sees it), or a bucket label "
                    "Poor, Average, Great (buckets models; default Great)")
     p.add_argument("--masks", metavar="DIR", help="ground-truth masks <stem>.png (e.g. data/demo/masks): "
                    "adds energy_ratio and pointing_hit")
-    p.add_argument("--out", default="explain", help="output folder (default: %(default)s)")
+    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     p.add_argument("--group-by-score", action="store_true",
                    help="also write groups_<method>.png: highest, average and lowest scored photos")
     p.add_argument("--group-size", type=_positive_int, default=_EXPLAIN.group_size,
@@ -349,9 +401,19 @@ def _add_explain(sub) -> None:
                    help="(default: %(default)s)")
     p.add_argument("--rise-no-center", action="store_true", help="the paper's raw sum (noisier) instead "
                    "of subtracting the mean weight")
-    p.add_argument("--rise-tol", type=float, default=_EXPLAIN.rise_tol,
-                   help="stop RISE early once the map changes by less than this (relative L2) between "
-                        f"checks every {_EXPLAIN.rise_check_every} masks (default: off)")
+    def rise_tol(text: str) -> float | None:
+        """A tolerance > 0, or 0 / off: always --rise-masks masks."""
+        if text.strip().lower() in ("0", "off", "none"):
+            return None
+        value = float(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0 (or off), got {text}")
+        return value
+
+    p.add_argument("--rise-tol", type=rise_tol, default=_EXPLAIN.rise_tol, metavar="T",
+                   help="stop RISE early once the map changes by less than T (relative L2) between "
+                        f"checks every {_EXPLAIN.rise_check_every} masks; off: always --rise-masks "
+                        "(default: %(default)s)")
     p.add_argument("--auc-step", type=float, default=_EXPLAIN.auc_step,
                    help="fraction of pixels inserted/deleted per step (default: %(default)s)")
     p.add_argument("--no-scores", action="store_true", help="skip insertion/deletion AUCs")
@@ -399,8 +461,16 @@ SUBCOMMANDS = [_add_demo_data, _add_train, _add_cv, _add_baseline, _add_export, 
                _add_crop, _add_explain, _add_analyze_metadata]
 
 
+#: Commands that never load TensorFlow.
+WITHOUT_TENSORFLOW = ("demo-data",)
+
+EPILOG = """The hyperparameter search (KerasTuner) is its own command: python -m tuning.search --help.
+Each command has its own help: pawtf COMMAND --help."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pawtf", description=__doc__)
+    parser = Parser(prog="pawtf", description=__doc__, epilog=EPILOG,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(sub)
@@ -430,13 +500,23 @@ def _library_log_to_stderr():
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pawtf.data.schema import DataError
+    from pawtf.data.split import FoldError
     from pawtf.models.backbones import WeightsUnavailableError
     from pawtf.runs import RunExistsError
 
+    if args.command not in WITHOUT_TENSORFLOW:
+        from pawtf.native_log import import_tensorflow
+
+        import_tensorflow()  # now, without its start-up chatter, before any module imports it loudly
     try:
         with _library_log_to_stderr():
             args.func(args)
-    except (DataError, WeightsUnavailableError, RunExistsError, FileNotFoundError) as err:
+    except DataError as err:
+        hint = ("\nRe-run with --skip-bad to drop the bad rows and continue." if err.droppable
+                and hasattr(args, "skip_bad") else "")
+        print(f"pawtf: error: {err}{hint}", file=sys.stderr)
+        return 2
+    except (FoldError, WeightsUnavailableError, RunExistsError, FileNotFoundError) as err:
         print(f"pawtf: error: {err}", file=sys.stderr)
         return 2
     return 0

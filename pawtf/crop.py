@@ -40,7 +40,7 @@ from pawtf.data.schema import FLAGS
 from pawtf.drawing import font, label
 from pawtf.predict import collect_photos
 
-__all__ = ["DEFAULT_MIN_GAIN", "DEFAULT_SALIENCY", "ORIGINAL", "Candidate", "CropAdvice", "advise_crop",
+__all__ = ["DEFAULT_MIN_GAIN", "DEFAULT_OUT_DIR", "DEFAULT_SALIENCY", "ORIGINAL", "Candidate", "CropAdvice", "advise_crop",
            "advise_crops", "candidate_boxes", "check_saliency", "check_scorer", "crop_preview",
            "salient_region", "saliency_map", "save_crop"]
 
@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 ORIGINAL = "original"
 DEFAULT_MIN_GAIN = 1.0
+#: Where `pawtf crop` saves the advised crops unless told.
+DEFAULT_OUT_DIR = "crops"
 DEFAULT_SALIENCY = "vanilla"
 THIRDS_FRACTION = 0.75
 CENTRE_FRACTION = 0.8

@@ -29,17 +29,27 @@ from tqdm.auto import tqdm
 
 from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, load_rgb
 from pawtf.data.photos import find_photos, photo_flags
-from pawtf.drawing import ellipsize, font
+from pawtf.drawing import ellipsize, font, wrap
+from pawtf.runs import DEMO_MODEL_NOTE
 from pawtf.scorers import KerasScorer, Score, Scorer, load_scorer
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_THUMB", "Score", "collect_photos", "contact_sheet", "load_scorer", "predict", "rank",
-           "summary", "write_scores"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SHEET", "DEFAULT_THUMB", "Score", "collect_photos", "contact_sheet",
+           "is_demo_model", "load_scorer", "predict", "rank", "summary", "write_scores"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
-#: Side of a contact sheet's thumbnails, in pixels.
+#: Side of a contact sheet's thumbnails, in pixels, and where `pawtf rank` draws the sheet unless told.
 DEFAULT_THUMB = 220
+DEFAULT_SHEET = "contact_sheet.png"
+
+
+def is_demo_model(scorer: Scorer) -> bool:
+    """Whether the scorer's model was trained on pawtf's synthetic demo data (a run says so in its
+    metrics, an export in its ``pawtf.json``)."""
+    if scorer.run is not None:
+        return scorer.run.trained_on_demo
+    return bool((getattr(scorer, "info", None) or {}).get("trained_on", {}).get("synthetic_demo"))
 
 
 def collect_photos(inputs: Iterable[str | Path]) -> list[Score]:
@@ -87,6 +97,8 @@ def predict(scorer: Scorer, inputs: Iterable[str | Path], metadata=None, *,
     """
     results = collect_photos(inputs)
     photos = [r.path for r in results]
+    if is_demo_model(scorer):
+        logger.warning(DEMO_MODEL_NOTE)
     flags = _flags(results, scorer, metadata)
     todo = [i for i, r in enumerate(results) if r.ok]
     batches = [todo[k:k + batch_size] for k in range(0, len(todo), batch_size)]
@@ -160,9 +172,10 @@ def _thumbnail(path: str, side: int) -> Image.Image | None:
 
 
 def contact_sheet(ranked: Sequence[Score], out: str | Path, *, thumb: int = DEFAULT_THUMB, columns: int | None = None,
-                  title: str | None = None) -> Path:
+                  title: str | None = None, warning: str | None = None) -> Path:
     """Write a PNG of thumbnails best first, each labelled with its rank, score and file name; the best
-    photo is framed. Photos that could not be scored appear last with their error.
+    photo is framed. Photos that could not be scored appear last with their error. `warning` (e.g. that
+    the model learnt from the demo data) is written in red under the title, wrapped to the sheet's width.
 
     Raises:
         ValueError: no photos.
@@ -175,13 +188,19 @@ def contact_sheet(ranked: Sequence[Score], out: str | Path, *, thumb: int = DEFA
     n = len(ranked)
     columns = columns or min(n, max(1, int(np.ceil(np.sqrt(n * 1.5)))))
     rows = int(np.ceil(n / columns))
-    pad, label_h, title_h = 12, 58, 40 if title else 0
+    pad, label_h = 12, 58
     cell_w, cell_h = thumb + pad, thumb + label_h + pad
-    sheet = Image.new("RGB", (columns * cell_w + pad, rows * cell_h + pad + title_h), (250, 250, 250))
-    draw = ImageDraw.Draw(sheet)
+    width = columns * cell_w + pad
     big, small = font(20), font(12)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    warning_lines = wrap(measure, warning, small, width - 2 * pad) if warning else []
+    title_h = (34 if title else 0) + 16 * len(warning_lines) + (6 if title or warning_lines else 0)
+    sheet = Image.new("RGB", (width, rows * cell_h + pad + title_h), (250, 250, 250))
+    draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((pad, pad), ellipsize(draw, title, big, sheet.width - 2 * pad), fill=(20, 20, 20), font=big)
+        draw.text((pad, pad), ellipsize(draw, title, big, width - 2 * pad), fill=(20, 20, 20), font=big)
+    for k, line in enumerate(warning_lines):
+        draw.text((pad, pad + (34 if title else 0) + 16 * k), line, fill=(190, 20, 20), font=small)
     for position, s in enumerate(ranked):
         r, c = divmod(position, columns)
         x0, y0 = pad + c * cell_w, pad + title_h + r * cell_h
@@ -201,8 +220,9 @@ def contact_sheet(ranked: Sequence[Score], out: str | Path, *, thumb: int = DEFA
             draw.text((x0, ty), "not scored", fill=(170, 30, 30), font=big)
         draw.text((x0, ty + 24), ellipsize(draw, Path(s.path).name, small, thumb), fill=(70, 70, 70),
                   font=small)
-        if not s.ok:
-            draw.text((x0, ty + 38), ellipsize(draw, s.error, small, thumb), fill=(170, 30, 30), font=small)
+        if not s.ok:  # the start of an error says what is wrong: wrap it, never cut it from the left
+            for k, line in enumerate(wrap(draw, s.error, small, thumb, max_lines=2)):
+                draw.text((x0, ty + 38 + 13 * k), line, fill=(170, 30, 30), font=small)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out, "PNG")

@@ -11,6 +11,8 @@ A run folder holds:
 - ``config.json``: the whole `pawtf.config.RunConfig`
 - ``model.keras``: the served model of the best epoch (saved whenever the monitored value improves)
 - ``best.json``: the best epoch and its monitored value (so the best survives a restart)
+- ``fitted.json``: written when the fit is over, so a run killed afterwards (while it is evaluated)
+  never fits again
 - ``metrics.json``: the task's figures, each beside its trivial baseline; present once the run finished
 - ``split.csv``: every row's Id, fold and role (train/val), so held-out rows stay known
 - ``history.csv`` and ``logs/`` (TensorBoard); ``backup/`` while training (a killed run resumes from it)
@@ -32,22 +34,28 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable
 
 from pawtf import tasks
 from pawtf.config import RunConfig
 from pawtf.data.schema import ID_COLUMN
 
-__all__ = ["PREDICTED_FLAGS", "Run", "RunExistsError", "RunFolder", "fold_run", "is_run", "load_run",
+if TYPE_CHECKING:  # annotations only: reading a run's settings needs no pandas
+    import pandas as pd
+
+__all__ = ["DEMO_MODEL_NOTE", "PREDICTED_FLAGS", "Run", "RunExistsError", "RunFolder", "fold_run", "is_run", "load_run",
            "write_atomically", "write_cv_summary"]
 
-MODEL, CONFIG, METRICS, SPLIT, HISTORY, BEST = ("model.keras", "config.json", "metrics.json", "split.csv",
-                                                "history.csv", "best.json")
+MODEL, CONFIG, METRICS, SPLIT, HISTORY, BEST, FITTED = ("model.keras", "config.json", "metrics.json",
+                                                        "split.csv", "history.csv", "best.json", "fitted.json")
 LOGS, BACKUP = "logs", "backup"
 #: The table of predicted flags an ``attribute-fed`` run keeps in its first stage.
 PREDICTED_FLAGS = "predicted_flags.csv"
+#: What commands say, once, when the scores they show come from a model trained on the demo data.
+DEMO_MODEL_NOTE = ("note: this model was trained on pawtf's synthetic demo data (cartoon pets): its scores "
+                   "say nothing about real photos. For a real model, train on the Kaggle PetFinder folder: "
+                   "pawtf train --data ~/petfinder-pawpularity-score --out runs/kaggle (README: The real "
+                   "Kaggle data)")
 #: A cross-validation's folder: one run folder per fold and the summary over folds.
 CV_SUMMARY = "cv.json"
 
@@ -132,10 +140,14 @@ class RunFolder:
 
     def split(self) -> pd.DataFrame:
         """Every row's Id (as a string), fold and role (``train`` or ``val``)."""
+        import pandas as pd
+
         return pd.read_csv(self.path / SPLIT, dtype={ID_COLUMN: str})
 
     def history(self) -> pd.DataFrame:
         """One row per finished epoch (what `keras.callbacks.CSVLogger` wrote)."""
+        import pandas as pd
+
         return pd.read_csv(self.path / HISTORY)
 
     def best(self) -> dict:
@@ -143,8 +155,15 @@ class RunFolder:
         path = self.path / BEST
         return json.loads(path.read_text()) if path.is_file() else {}
 
+    def fitted(self) -> dict:
+        """What the finished fit recorded ({} while it has not finished)."""
+        path = self.path / FITTED
+        return json.loads(path.read_text()) if path.is_file() else {}
+
     def read_table(self, name: str) -> pd.DataFrame | None:
         """A table the run keeps (e.g. `PREDICTED_FLAGS`), indexed by Id; None when absent."""
+        import pandas as pd
+
         path = self.path / name
         return pd.read_csv(path, dtype={ID_COLUMN: str}).set_index(ID_COLUMN) if path.is_file() else None
 
@@ -227,6 +246,12 @@ class RunFolder:
     def write_best(self, monitor: str, value: float, epoch: int) -> None:
         _write_json(self.path / BEST, {monitor: value, "epoch": epoch})
 
+    def write_fitted(self, values: dict) -> None:
+        """Record that the fit is over (a resumed run then goes straight to evaluation) and drop the
+        Keras backup it resumed from."""
+        _write_json(self.path / FITTED, values)
+        shutil.rmtree(self.path / BACKUP, ignore_errors=True)
+
     def write_metrics(self, metrics: dict) -> None:
         """Write the metrics: from now on the run is finished."""
         _write_json(self.path / METRICS, metrics)
@@ -271,6 +296,17 @@ class Run:
     def finished(self) -> bool:
         return bool(self.metrics)
 
+    @property
+    def trained_on_demo(self) -> bool:
+        """Whether the model learnt from pawtf's synthetic demo data (its scores mean nothing on real
+        photos). Runs from before this was recorded are judged by their data folder."""
+        trained_on = self.metrics.get("trained_on")
+        if trained_on is not None:
+            return bool(trained_on.get("synthetic_demo"))
+        from pawtf.data.demo import is_demo_dir
+
+        return is_demo_dir(self.config.data.data_dir)
+
 
 def load_run(path: str | Path) -> Run:
     """Load the run folder `path`: the only way consumers get a trained model.
@@ -304,4 +340,4 @@ def is_run(path: str | Path) -> bool:
 def _register_layers() -> None:
     """Importing these registers pawtf's custom layers with Keras before a model is deserialised."""
     from pawtf.data import augment  # noqa: F401
-    from pawtf.models import backbones  # noqa: F401
+    from pawtf.models import layers  # noqa: F401

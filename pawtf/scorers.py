@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -28,9 +29,10 @@ import numpy as np
 from PIL import Image
 
 from pawtf import runs, tasks
-from pawtf.data.images import ImageError, load_rgb
+from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, decode_rgb, load_rgb, read_bytes
 from pawtf.data.photos import resize_like_training
 from pawtf.data.schema import FLAGS
+from pawtf.native_log import DECODE_NOISE, filtered_stderr
 
 __all__ = ["KerasScorer", "SavedModelScorer", "Score", "Scorer", "clean_tf_error", "latest_version",
            "load_scorer"]
@@ -146,8 +148,14 @@ class KerasScorer(Scorer):
         return self.predict_outputs(batch, metadata)
 
 
+# filtered_stderr redirects the process's stderr descriptor; two at once would lose each other's lines.
+_STDERR_LOCK = threading.Lock()
+
+
 class SavedModelScorer(Scorer):
-    """An exported SavedModel version folder; encoded bytes go through ``serving_default``."""
+    """An exported SavedModel version folder; encoded bytes go through ``serving_default``. Files are
+    read as the training reader opens them (regular files only), and a refused image gets the training
+    reader's description of the problem where it has one (:meth:`refusal`)."""
 
     def __init__(self, version_dir: str | Path):
         import tensorflow as tf
@@ -168,44 +176,58 @@ class SavedModelScorer(Scorer):
         self.info = read_info(self.path)
         self.task = tasks.get(self.info.get("task", "score"))
         self.image_size = int(self.info.get("image_size", 0)) or None
+        self.max_pixels = int(self.info.get("max_pixels", DEFAULT_MAX_PIXELS))
         self.description = f"SavedModel {self.path}"
 
     def _call(self, data: list[bytes], metadata: np.ndarray | None) -> dict[str, np.ndarray]:
-        """The model's outputs by name (as a Keras model's: ``pawpularity``, ``flags``, ``buckets``)."""
+        """The model's outputs by name (as a Keras model's: ``pawpularity``, ``flags``, ``buckets``).
+        What TensorFlow's decoders print to stderr about a refused image is dropped (the refusal is
+        raised); anything else printed meanwhile is passed on."""
         tf = self._tf
         kwargs = {"image_bytes": tf.constant(data, tf.string)}
         if self.uses_metadata:
             kwargs["metadata"] = tf.constant(_metadata_or_zeros(metadata, len(data)))
-        out = self._fn(**kwargs)
-        return self.task.from_signature({name: t.numpy() for name, t in out.items()})
+        # filtered_stderr swaps the process's file descriptor 2: one call at a time.
+        with _STDERR_LOCK, filtered_stderr(DECODE_NOISE):
+            out = {name: t.numpy() for name, t in self._fn(**kwargs).items()}
+        return self.task.from_signature(out)
+
+    def refusal(self, data: bytes, message: str) -> str:
+        """Why the SavedModel refused the image `data` (TensorFlow's error `message`): in the training
+        reader's words where it refuses the image too, so a file reads the same whether scored with a
+        run or a SavedModel; otherwise the readable part of `message` (e.g. a format the training
+        reader takes but the in-graph decoder does not)."""
+        size = None if not self.image_size else (self.image_size, self.image_size)
+        try:
+            decode_rgb(data, size=size, max_pixels=self.max_pixels)
+        except ImageError as err:
+            return err.problem
+        return clean_tf_error(message)
 
     def score_files(self, paths, metadata) -> list[Score]:
         results = [Score(p) for p in paths]
         data, good = [], []
         for i, p in enumerate(paths):
-            try:
-                blob = Path(p).read_bytes()
-            except OSError as err:
-                results[i].error = f"cannot read: {err.strerror or err}"
+            try:  # only regular files are read (a named pipe would block forever)
+                data.append(read_bytes(p))
+            except ImageError as err:
+                results[i].error = err.problem
                 continue
-            if not blob:
-                results[i].error = "empty file (0 bytes)"
-                continue
-            data.append(blob)
             good.append(i)
         if not good:
             return results
         meta = None if metadata is None else metadata[good]
+        errors = self._tf.errors.OpError
         try:
             rows = self.task.predictions(self._call(data, meta))
-        except self._tf.errors.InvalidArgumentError:
+        except errors:
             rows = []  # one bad image fails the whole batch: score one by one to isolate it
             for k, blob in enumerate(data):
                 try:
                     rows += self.task.predictions(self._call([blob], None if meta is None else meta[k:k + 1]))
-                except self._tf.errors.InvalidArgumentError as err:
+                except errors as err:
                     rows.append(None)
-                    results[good[k]].error = clean_tf_error(err.message)
+                    results[good[k]].error = self.refusal(blob, err.message)
         for i, row in zip(good, rows):
             if row is not None:
                 results[i].fill(row)

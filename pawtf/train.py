@@ -28,14 +28,14 @@ import pandas as pd
 
 from pawtf import tasks
 from pawtf.config import RunConfig, TrainConfig
-from pawtf.data.folder import format_report, load_folder
+from pawtf.data.folder import describe, format_report, load_folder
 from pawtf.data.pipeline import make_dataset
 from pawtf.data.schema import ID_COLUMN
 from pawtf.data.split import check_no_leak, make_folds, oversample
 from pawtf.models.popularity import build_model, image_size, training_model
 from pawtf.runs import RunExistsError, RunFolder, fold_run, write_cv_summary
 
-__all__ = ["FoldData", "RunExistsError", "SaveBest", "compile_model", "cross_validate", "evaluate_model",
+__all__ = ["FoldData", "HistoryLog", "RunExistsError", "SaveBest", "compile_model", "cross_validate", "evaluate_model",
            "fit_model", "fold_data", "load_table", "schedule_callbacks", "train", "variant"]
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,8 @@ def evaluate_model(model: keras.Model, cfg: RunConfig, data: FoldData,
 
     Returns:
         The metrics every run writes: ``task``, the task's figures beside their trivial baselines,
-        ``train_mean``, ``n_train``, ``n_val``, ``fold``, ``folds``, ``train_stats``.
+        ``train_mean``, ``n_train``, ``n_val``, ``fold``, ``folds``, ``train_stats`` and ``trained_on``
+        (the data folder's name and whether it is the synthetic demo data).
     """
     task = tasks.get(cfg.model.task)
     stats = stats or tasks.TaskStats.from_rows(data.train)
@@ -158,6 +159,7 @@ def evaluate_model(model: keras.Model, cfg: RunConfig, data: FoldData,
         "fold": data.fold,
         "folds": cfg.data.folds,
         "train_stats": stats.to_dict(),
+        "trained_on": describe(cfg.data.data_dir),
     }
 
 
@@ -178,6 +180,33 @@ class SaveBest(keras.callbacks.Callback):
             self.run.write_best(self.monitor, self.best, epoch + 1)
 
 
+class HistoryLog(keras.callbacks.CSVLogger):
+    """`keras.callbacks.CSVLogger` appending to the run's history, each epoch once across restarts: when
+    training resumes at epoch k, rows of epoch k and later (written before a kill, then redone) are
+    dropped before the first new row."""
+
+    def __init__(self, filename: str):
+        super().__init__(filename, append=True)
+        self._resumed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._resumed:
+            self._resumed = True
+            self._drop_from(epoch)
+
+    def _drop_from(self, epoch: int) -> None:
+        path = Path(self.filename)
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        kept = lines[:1] + [row for row in lines[1:] if int(row.split(self.sep, 1)[0]) < epoch]
+        if len(kept) < len(lines):
+            self.csv_file.flush()  # the logger's own handle appends at the end, whatever it is
+            with open(path, "r+") as fh:
+                fh.write("".join(kept))
+                fh.truncate()
+
+
 def fit_model(cfg: RunConfig, run: RunFolder, data: FoldData, *, verbose="auto", callbacks=None,
               prepare=None) -> dict:
     """Fit the model of `cfg` on `data` into the created run folder `run` (the best epoch's model is
@@ -193,10 +222,31 @@ def fit_model(cfg: RunConfig, run: RunFolder, data: FoldData, *, verbose="auto",
 
     Returns:
         The metrics (not yet written).
+
+    A killed fit resumes at its last finished epoch; history keeps each epoch once; once the fit is
+    over (``run.fitted()``), a restart goes straight to evaluation.
     """
-    task, batch = tasks.get(cfg.model.task), cfg.train.batch_size
+    task = tasks.get(cfg.model.task)
     stats = tasks.TaskStats.from_rows(data.train)
-    size = image_size(cfg.model)
+    seconds = 0.0
+    if not run.fitted():
+        seconds = _fit(cfg, run, data, task, stats, verbose=verbose, callbacks=callbacks, prepare=prepare)
+        run.write_fitted({"fit_seconds": round(seconds, 1)})
+    metrics = evaluate_model(run.load_model(), cfg, data, stats)
+    metrics.update({
+        "n_train_oversampled": len(data.plan),
+        "epochs_run": int(run.history()["epoch"].nunique()),
+        "best_epoch": run.best()["epoch"],
+        "fit_seconds_this_session": round(seconds, 1),
+    })
+    return metrics
+
+
+def _fit(cfg: RunConfig, run: RunFolder, data: FoldData, task, stats, *, verbose, callbacks, prepare) -> float:
+    """The Keras fit of `fit_model`; returns its seconds. Callback order matters for a kill at any
+    moment: the best model and the history row of an epoch are written before its backup, so a kill
+    in between redoes that epoch (and `HistoryLog` drops its row first) instead of losing it."""
+    batch, size = cfg.train.batch_size, image_size(cfg.model)
     model = build_model(cfg.model, initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
     if prepare is not None:
         prepare(model)
@@ -206,26 +256,19 @@ def fit_model(cfg: RunConfig, run: RunFolder, data: FoldData, *, verbose="auto",
                             targets=task.targets(data.plan, stats), **opts)
     val_ds = make_dataset(data.val, size, batch, with_view=True, targets=task.targets(data.val, stats), **opts)
     all_callbacks = [
-        keras.callbacks.BackupAndRestore(run.backup_dir),
         SaveBest(model, run, task.monitor),
         *schedule_callbacks(cfg.train, task.monitor),
-        keras.callbacks.CSVLogger(run.history_path, append=True),
+        HistoryLog(run.history_path),
         keras.callbacks.TensorBoard(run.logs_dir, write_graph=False),
+        # Last of pawtf's own: the epoch's backup is saved once its model and history are; the backup
+        # stays until the run records the fit as over (a kill before that resumes, never refits).
+        keras.callbacks.BackupAndRestore(run.backup_dir, delete_checkpoint=False),
         *(callbacks or []),
     ]
     start = time.perf_counter()
     fit.fit(train_ds, validation_data=val_ds, epochs=cfg.train.epochs, callbacks=all_callbacks,
             verbose=verbose, shuffle=False)  # the dataset shuffles itself
-    seconds = time.perf_counter() - start
-
-    metrics = evaluate_model(run.load_model(), cfg, data, stats)
-    metrics.update({
-        "n_train_oversampled": len(data.plan),
-        "epochs_run": int(run.history()["epoch"].nunique()),
-        "best_epoch": run.best()["epoch"],
-        "fit_seconds_this_session": round(seconds, 1),
-    })
-    return metrics
+    return time.perf_counter() - start
 
 
 def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbose="auto",

@@ -42,3 +42,53 @@ def test_cv_trains_every_fold(tiny_demo, tmp_path, capsys):
     assert len(summary["folds"]) == 2 and summary["rmse_std"] >= 0
     assert (out / "fold0" / "model.keras").exists() and (out / "fold1" / "model.keras").exists()
     assert main(args) == 0  # finished folds are reused, not retrained
+
+
+def test_options_are_never_abbreviated_and_typos_get_a_suggestion(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--out", "x", "--epoch", "3"])
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --epoch 3" in err and "did you mean --epochs?" in err
+    parser = build_parser()
+    assert parser.parse_args(["train", "--out", "x", "--epochs", "3"]).epochs == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["predict", "p.jpg", "--model", "m", "--meta", "x.csv"])  # not --metadata
+
+
+def test_help_says_what_there_is(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "python -m tuning.search" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["cv", "--help"])
+    out = capsys.readouterr().out
+    assert "--folds" in out and "--fold " not in out and "--fold\n" not in out  # cv trains every fold
+
+
+def test_too_few_rows_for_the_folds_is_a_clear_error(tmp_path, capsys):
+    from PIL import Image
+
+    from pawtf.data.schema import FLAGS
+
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train.csv").write_text("Id," + ",".join(FLAGS) + ",Pawpularity\nabc," + ",".join("0" * 12)
+                                        + ",30\n")
+    Image.new("RGB", (32, 32)).save(tmp_path / "train" / "abc.jpg")
+    code = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--weights", "none"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot make 5 folds from 1 row" in err and "Traceback" not in err
+    assert main(["baseline", "--csv", str(tmp_path / "train.csv")]) == 2
+    assert "cannot make 5 folds from 1 row" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_skip_bad_is_advised_where_it_exists_and_its_report_is_printed(tmp_path, capsys):
+    from pawtf.data.schema import FLAGS
+
+    rows = [f"r{i}," + ",".join(str((i + j) % 2) for j in range(12)) + f",{10 + i}" for i in range(30)]
+    csv = tmp_path / "t.csv"
+    csv.write_text("Id," + ",".join(FLAGS) + ",Pawpularity\n" + "\n".join(rows) + "\nbad," + "0," * 11 + "7,50\n")
+    assert main(["baseline", "--csv", str(csv), "--folds", "3"]) == 2
+    assert "Blur 7 is not 0 or 1" in (err := capsys.readouterr().err) and "--skip-bad" in err
+    assert main(["baseline", "--csv", str(csv), "--folds", "3", "--skip-bad"]) == 0
+    assert "dropped 1 of 31 rows" in capsys.readouterr().err

@@ -111,3 +111,50 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_demo, tmp_path):
     epochs = list(pd.read_csv(out / "history.csv").epoch)
     assert epochs == [0, 1, 2, 3], "resumed at epoch 2, not from scratch"
     assert metrics["epochs_run"] == 4
+
+
+KILL_AT = {
+    # after the last epoch, before the run is evaluated and its metrics written
+    "end": "class Kill(keras.callbacks.Callback):\n"
+           "    def on_train_end(self, logs=None):\n"
+           "        os.kill(os.getpid(), signal.SIGKILL)\n"
+           "callbacks = [Kill()]\n",
+    # half-way through writing the best model of epoch 1 (a temporary file is left, the backup is epoch 0's)
+    "save": "from pawtf import runs, train as T\n"
+            "real_on_epoch_end = T.SaveBest.on_epoch_end\n"
+            "def on_epoch_end(self, epoch, logs=None):\n"
+            "    if epoch == 1:\n"
+            "        self.best = float('inf')  # make this epoch the best, so it is saved\n"
+            "        def dying_write(path, write):\n"
+            "            open(str(path) + '.tmp', 'wb').write(b'half a model')\n"
+            "            os.kill(os.getpid(), signal.SIGKILL)\n"
+            "        runs.write_atomically = dying_write\n"
+            "    real_on_epoch_end(self, epoch, logs)\n"
+            "T.SaveBest.on_epoch_end = on_epoch_end\n"
+            "callbacks = []\n",
+}
+
+
+@pytest.mark.parametrize("moment", ["end", "save"])
+def test_a_kill_at_any_moment_never_redoes_finished_work(tiny_demo, tmp_path, moment):
+    out = tmp_path / "run"
+    script = ("import os, signal, sys, keras\n"
+              f"sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})\n"
+              "from test_train import tiny_config\n"
+              "from pawtf.train import train\n"
+              + KILL_AT[moment]
+              + f"train(tiny_config({str(tiny_demo)!r}, epochs=3), {str(out)!r}, "
+                "verbose=0, callbacks=callbacks)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert not (out / "metrics.json").exists()
+    before = list(pd.read_csv(out / "history.csv").epoch)
+    metrics = train(tiny_config(tiny_demo, epochs=3), out, verbose=0)
+    epochs = list(pd.read_csv(out / "history.csv").epoch)
+    assert epochs == [0, 1, 2], f"each epoch once (history before the restart: {before})"
+    assert metrics["epochs_run"] == 3 and (out / "model.keras").is_file()
+    if moment == "end":
+        assert before == [0, 1, 2], "every epoch had finished before the kill"
+    else:
+        assert before == [0], "killed while saving epoch 1's model: its row was not written yet"
+    assert not (out / "backup").exists()

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import time
 
 import keras
@@ -34,11 +35,13 @@ from pawtf.data.split import VIEW_COLUMN
 from pawtf.models.popularity import (build_head_model, build_model, image_size, training_model,
                                      transfer_weights)
 from pawtf.train import FoldData, compile_model, fold_data, schedule_callbacks
-from tuning.embeddings import EmbeddingCache
+from tuning.embeddings import EmbeddingCache, cache_key
 from tuning.space import SearchConfig
 
 __all__ = ["EpochTimer", "LogObjective", "PawHyperModel", "SearchData", "baseline", "kt_objective",
            "objective"]
+
+logger = logging.getLogger(__name__)
 
 
 def objective(task: str) -> tasks.Objective:
@@ -96,6 +99,7 @@ class SearchData:
         self._folds: dict = {}
         self._stats: dict = {}
         self._pipelines: dict = {}
+        self._announced: set[str] = set()
 
     def fold(self, k: int, cfg: RunConfig) -> FoldData:
         key = (k, repr(cfg.data.oversample))
@@ -118,6 +122,12 @@ class SearchData:
     def embeddings(self, cfg: RunConfig, rows: pd.DataFrame) -> np.ndarray:
         """Cached embeddings of `rows` (in order), each under its own view."""
         views = rows[VIEW_COLUMN].to_numpy() if VIEW_COLUMN in rows else np.zeros(len(rows), int)
+        setup = cache_key(cfg.model, 0, self.cache.seed)
+        if setup not in self._announced:
+            self._announced.add(setup)
+            logger.info("frozen-backbone trials train on %s features of the photos (and of their "
+                        "augmented copies), computed once into %s or read from there ...",
+                        cfg.model.backbone, self.cache.root)
         out = None
         for view in np.unique(views):
             hit = views == view
@@ -140,9 +150,20 @@ class SearchData:
 
 
 class PawHyperModel(kt.HyperModel):
-    def __init__(self, search: SearchConfig, data: SearchData, verbose=0):
+    """Builds a trial's model (`build`) and trains it on the search's folds (`fit`).
+
+    Args:
+        search: the search's settings and space.
+        data: the table, folds and caches shared by all trials.
+        verbose: Keras's verbosity for each fit.
+        callbacks: Keras callbacks run on every fold of every trial, after the objective is in the
+            epoch's logs (e.g. `tuning.report.SearchProgress`); the same objects, never copies.
+    """
+
+    def __init__(self, search: SearchConfig, data: SearchData, verbose=0, callbacks=()):
         super().__init__(name="pawpularity")
         self.search, self.data, self.verbose = search, data, verbose
+        self.callbacks = list(callbacks)
         self._build_seconds = 0.0
 
     def is_cached(self, cfg: RunConfig) -> bool:
@@ -196,6 +217,7 @@ class PawHyperModel(kt.HyperModel):
         callbacks = [
             timer,
             LogObjective(target),  # first: the callbacks below read the objective by its name
+            *self.callbacks,
             *schedule_callbacks(cfg.train, target.name, target.direction),
             *tuner_callbacks,
         ]

@@ -10,6 +10,11 @@ search, and leaves in ``runs/search/demo/``:
   for TF Serving to ``saved_models/<name>/<version>/`` when pawtf.export is available
 - ``tensorboard/``: TensorBoard logs per trial; ``events.log``: trial begin/end lines
 
+While it runs, the ``tuning`` logger reports on standard error what it is doing: the data, where the
+outputs go, each trial's settings, a line per epoch (``trial 3 (2 done, best val_rmse 9.81): epoch
+4/12, val_rmse 10.2, 4.2 of 10 min``) and at the end where everything went (``--quiet``: warnings only).
+Standard output gets best.json's contents.
+
 ``--task`` says what the models predict and so what the search optimises on the held-out fold(s):
 
 - ``score`` (default): Pawpularity; ``val_rmse`` (0-100 scale), minimised
@@ -20,16 +25,20 @@ search, and leaves in ``runs/search/demo/``:
   ``--task multitask`` (its stage 1), then run ``pawtf train --task attribute-fed`` with the chosen
   settings.
 
-Running again with the same ``--name`` resumes: finished trials are kept, a trial killed mid-way is
-run again. Distributed: start one chief and any number of workers with KerasTuner's environment
-variables (see README.md).
+The same command draws the same trials (``--seed``). Running again with the same ``--name`` resumes:
+finished trials are kept, a trial killed mid-way is run again with the same hyperparameters.
+Distributed: start one chief and any number of workers with KerasTuner's environment variables (see
+README.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import json
+import logging
 import os
 import sys
 import time
@@ -41,10 +50,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 from pawtf import tasks  # noqa: E402
+from tuning.hypermodel import objective  # noqa: E402
+from tuning.report import SearchProgress, trial_number, write_summary  # noqa: E402
 from tuning.space import SearchConfig  # noqa: E402
 
 __all__ = ["BudgetSpent", "StopAtDeadline", "build_parser", "config_from_args", "is_worker", "main",
-           "make_tuner", "run_search"]
+           "make_tuner", "run_search", "tuner_seed"]
+
+logger = logging.getLogger("tuning.search")  # not __main__ under python -m tuning.search
 
 _D = SearchConfig()
 
@@ -67,13 +80,15 @@ class StopAtDeadline(keras.callbacks.Callback):
 
 
 def _tuner_class(base):
-    """`base` (a KerasTuner tuner class) with a time budget and a progress log."""
+    """`base` (a KerasTuner tuner class) with a time budget, a saved state from a trial's start and a
+    progress log."""
 
     class PawTuner(base):
-        def __init__(self, *args, deadline: float, on_trial_done=None, **kwargs):
+        def __init__(self, *args, deadline: float, on_trial_done=None, progress=None, **kwargs):
             super().__init__(*args, **kwargs)
             self._deadline = deadline
             self._on_trial_done = on_trial_done
+            self._progress = progress
 
         def pre_create_trial(self):
             if time.time() > self._deadline:
@@ -81,13 +96,27 @@ def _tuner_class(base):
 
         def on_trial_begin(self, trial):
             super().on_trial_begin(trial)
+            # KerasTuner writes the tuner file only when a trial ends and reloads a search only when
+            # it exists: without this, a search killed in its first trial restarts from scratch.
+            self.save()
             _log(self.project_dir, f"begin {trial.trial_id} {self.tuner_id}")
+            if self._progress:
+                self._progress.trial_begin(trial, *self.standing())
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
             _log(self.project_dir, f"end {trial.trial_id} {self.tuner_id}")
+            if self._progress:
+                ended = self.oracle.get_trial(trial.trial_id)  # the oracle's: scored, its final status
+                score = ended.score if ended.status == "COMPLETED" else None
+                self._progress.trial_end(trial, score, self.standing()[1])
             if self._on_trial_done:
                 self._on_trial_done(self)
+
+        def standing(self) -> tuple[int, float | None]:
+            """(trials completed, the best objective so far or None)."""
+            done = [t for t in self.oracle.get_best_trials(10**6) if t.status == "COMPLETED"]
+            return len(done), (done[0].score if done else None)
 
     PawTuner.__name__ = f"Paw{base.__name__}"
     return PawTuner
@@ -98,20 +127,48 @@ def _log(project_dir, line: str) -> None:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
 
 
-def make_tuner(search: SearchConfig, hypermodel, deadline: float, on_trial_done=None):
+def tuner_seed(seed: int) -> int:
+    """The seed KerasTuner gets for our `seed`: never 0, which its oracles replace with a random one.
+
+    >>> tuner_seed(0), tuner_seed(41), tuner_seed(-1) > 0
+    (1, 42, True)
+    """
+    return seed % (2**31 - 1) + 1
+
+
+def make_tuner(search: SearchConfig, hypermodel, deadline: float, on_trial_done=None, progress=None):
+    """The KerasTuner tuner of `search` in ``search.out / "tuner"`` (reloaded if a session ran there).
+
+    Args:
+        search: the search's settings (tuner, epochs, trials, seed).
+        hypermodel: builds and fits a trial (`tuning.hypermodel.PawHyperModel`).
+        deadline: ``time.time()`` after which no new trial starts (`BudgetSpent` is raised).
+        on_trial_done: called with the tuner after each trial.
+        progress: a `SearchProgress` told of each trial's beginning and end.
+
+    Returns:
+        The tuner; its trials are drawn from `tuner_seed` of ``search.seed``.
+    """
     import keras_tuner as kt
 
     from tuning.hypermodel import kt_objective
 
     common = dict(objective=kt_objective(search.task), directory=str(search.out),
-                  project_name="tuner", overwrite=False, seed=search.seed, deadline=deadline,
-                  on_trial_done=on_trial_done, max_retries_per_trial=1)
-    if search.tuner == "hyperband":
-        return _tuner_class(kt.Hyperband)(hypermodel, max_epochs=search.max_epochs,
-                                          factor=search.hyperband_factor, hyperband_iterations=1,
-                                          **common)
-    cls = kt.BayesianOptimization if search.tuner == "bayesian" else kt.RandomSearch
-    return _tuner_class(cls)(hypermodel, max_trials=search.max_trials, **common)
+                  project_name="tuner", overwrite=False, seed=tuner_seed(search.seed),
+                  deadline=deadline, on_trial_done=on_trial_done, progress=progress,
+                  max_retries_per_trial=1)
+    said = io.StringIO()  # KerasTuner prints "Reloading Tuner from ..."; run_search says it in words
+    with contextlib.redirect_stdout(said):
+        if search.tuner == "hyperband":
+            tuner = _tuner_class(kt.Hyperband)(hypermodel, max_epochs=search.max_epochs,
+                                               factor=search.hyperband_factor,
+                                               hyperband_iterations=1, **common)
+        else:
+            cls = kt.BayesianOptimization if search.tuner == "bayesian" else kt.RandomSearch
+            tuner = _tuner_class(cls)(hypermodel, max_trials=search.max_trials, **common)
+    if said.getvalue().strip():
+        logger.debug(said.getvalue().strip())
+    return tuner
 
 
 def is_worker() -> bool:
@@ -121,44 +178,105 @@ def is_worker() -> bool:
 
 def run_search(search: SearchConfig, verbose: int = 1) -> dict | None:
     """Run (or resume) the search; on the chief / a single process, write the summary files and the
-    best model, and return best.json's contents."""
+    best model. What it does is logged on the ``tuning.search`` logger (`SearchProgress`).
+
+    Args:
+        search: the settings.
+        verbose: 0: no progress bars; 1: progress bars while data is generated and checked; 2: also
+            Keras's per-epoch bars.
+
+    Returns:
+        best.json's contents, or None on a distributed worker.
+
+    Raises:
+        ValueError: bad settings. SystemExit: a name started with other settings.
+        pawtf.data.schema.DataError: bad data. RuntimeError: no trial finished.
+    """
     search.validate()
-    from pawtf.data.demo import is_demo_dir, make_demo
+    from pawtf.data.demo import DEFAULT_N, is_demo_dir, make_demo
     from pawtf.train import load_table
     from tuning.hypermodel import PawHyperModel, SearchData
-    from tuning.report import write_summary
 
     out = search.out
     out.mkdir(parents=True, exist_ok=True)
     _save_search_config(search)
     if search.data_dir == _D.data_dir and not is_demo_dir(search.data_dir):
         if not is_worker():
-            print(f"generating the demo data set in {search.data_dir} ...")
+            logger.info("generating the demo data set (%d photos) in %s, once ...", DEFAULT_N,
+                        search.data_dir)
             make_demo(search.data_dir, progress=verbose > 0)
         else:
             _wait_for(Path(search.data_dir) / "train.csv")
+    logger.info("checking the data in %s (train.csv and every photo) ...", search.data_dir)
     table = load_table(search.base_run_config(), progress=verbose > 0)
     data = SearchData(search, table)
-    hypermodel = PawHyperModel(search, data, verbose=max(0, verbose - 1))
-    start = time.monotonic()
+    held_out = sum(len(data.fold(k, search.base_run_config()).val) for k in data.fold_ids)
+    logger.info("data OK: %d photos; the objective is measured on %d held-out photos%s", len(table),
+                held_out, f" ({search.folds} folds)" if search.folds > 1 else "")
+    target = objective(search.task)
+    progress = SearchProgress(target, search.budget_minutes, folds=len(data.fold_ids))
+    hypermodel = PawHyperModel(search, data, verbose=max(0, verbose - 1), callbacks=[progress])
 
-    def progress(tuner):
+    def summarise(tuner):
         if not is_worker():
-            write_summary(tuner, hypermodel, search, time.monotonic() - start, export=False)
+            write_summary(tuner, hypermodel, search, time.monotonic() - progress.start, export=False)
 
     deadline = time.time() + 60 * search.budget_minutes
-    tuner = make_tuner(search, hypermodel, deadline, on_trial_done=progress)
+    _say_start(search)
+    tuner = make_tuner(search, hypermodel, deadline, on_trial_done=summarise, progress=progress)
+    _say_resumed(search, tuner)
     try:
         tuner.search(callbacks=[keras.callbacks.TensorBoard(str(out / "tensorboard")),
-                                StopAtDeadline(deadline)], verbose=verbose)
+                                StopAtDeadline(deadline)], verbose=0)
     except BudgetSpent:
         tuner.on_search_end()
-        print(f"time budget of {search.budget_minutes} min spent: no new trials")
+        logger.info("time budget of %g min spent: no new trial starts", search.budget_minutes)
     if is_worker():
+        logger.info("worker %s: no more trials; the chief writes the results", tuner.tuner_id)
         return None
     if not tuner.oracle.get_best_trials(1):
         raise RuntimeError("no trial finished: raise --budget-minutes or check the errors above")
-    return write_summary(tuner, hypermodel, search, time.monotonic() - start, export=True)
+    logger.info("writing the results and the best model (re-measured on the held-out photos) ...")
+    best = write_summary(tuner, hypermodel, search, time.monotonic() - progress.start, export=True)
+    _say_end(search, best, time.monotonic() - progress.start)
+    return best
+
+
+def _say_start(search: SearchConfig) -> None:
+    target = objective(search.task)
+    better = "lower" if target.direction == "min" else "higher"
+    if is_worker():
+        logger.info("worker %s: running trials handed out by the chief of search %r (outputs in %s)",
+                    os.environ["KERASTUNER_TUNER_ID"], search.name, search.out)
+        return
+    count = f"up to {search.max_trials} trials" if search.tuner != "hyperband" else "Hyperband trials"
+    logger.info("search %r (task %s, %s of up to %d epochs): objective %s, %s is better; no new trial "
+                "starts after %g min", search.name, search.task, count, search.max_epochs, target.name,
+                better, search.budget_minutes)
+    logger.info("outputs go to %s/ (the best model is exported to %s/)", search.out,
+                Path(search.export_dir) / search.name)
+
+
+def _say_resumed(search: SearchConfig, tuner) -> None:
+    trials = {} if is_worker() else tuner.oracle.trials
+    if trials:
+        done = sum(t.status == "COMPLETED" for t in trials.values())
+        cut = [trial_number(t.trial_id) for t in trials.values() if t.status == "RUNNING"]
+        again = f"; trial {', '.join(cut)}, cut short, runs again" if cut else ""
+        logger.info("resuming search %r: %d trials done%s", search.name, done, again)
+
+
+def _say_end(search: SearchConfig, best: dict, seconds: float) -> None:
+    target = objective(search.task)
+    logger.info("search %r done: %d trials in all, %.1f min this session; best %s %.4g (trial %s), "
+                "against %.4g for the %s", search.name, best["trials_completed"], seconds / 60,
+                target.name, best[target.name], trial_number(best["trial_id"]),
+                best[target.baseline], target.baseline_label)
+    logger.info("in %s/: trials.csv (every trial), best.json (best settings), search.png (figure), "
+                "best/ (the best model as a pawtf run folder), tensorboard/, events.log", search.out)
+    if best.get("exported"):
+        logger.info("exported for TF Serving: %s/", best["exported"])
+    logger.info("next: pawtf predict PHOTO --model %s", Path(search.out) / "best")
 
 
 def _save_search_config(search: SearchConfig) -> None:
@@ -209,8 +327,10 @@ def _bools(text):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tuning.search", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from pawtf.cli import Parser
+
+    p = Parser(prog="python -m tuning.search", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--data", default=_D.data_dir, help="Kaggle-layout folder; the default is generated if absent "
       "(default: %(default)s)")
@@ -230,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
       help="no new trial starts after this (default: %(default)s)")
     a("--folds", type=int, default=_D.folds, help="1: one held-out fold; K: objective = its mean "
       "over K folds (default: %(default)s)")
-    a("--seed", type=int, default=_D.seed, help="(default: %(default)s)")
+    a("--seed", type=int, default=_D.seed, help="the same seed draws the same trials "
+      "(default: %(default)s)")
     a("--weights", default=_D.weights, type=lambda t: None if t.lower() == "none" else t,
       help="backbone weights for every trial: imagenet, none or a file (default: %(default)s)")
     a("--image-size", type=int, default=_D.image_size, help="(default: each backbone's own)")
@@ -252,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--losses", type=_strs, default=_D.losses, help="score loss choices: mse, bce; not searched "
       "for buckets (default: %(default)s)")
     a("--oversample", type=_bools, default=_D.oversample, help="on,off choices (default: on,off)")
-    a("--quiet", action="store_true", help="no per-epoch output")
+    a("--quiet", action="store_true", help="only warnings and errors on standard error: no progress "
+      "lines or bars")
     return p
 
 
@@ -269,7 +391,34 @@ def config_from_args(args) -> SearchConfig:
         weight_decay=args.weight_decay, losses=args.losses, oversample=args.oversample)
 
 
+@contextlib.contextmanager
+def _log_to_stderr(level: int):
+    """While the search runs, the lines of the ``tuning`` logger (progress) and the ``pawtf`` logger
+    (data checks) at `level` and above reach standard error as plain lines, whatever handlers
+    TensorFlow's absl logging has put on the root logger."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    loggers = [logging.getLogger(name) for name in ("tuning", "pawtf")]
+    saved = [(log.level, log.propagate) for log in loggers]
+    for log in loggers:
+        log.addHandler(handler)
+        log.setLevel(level)
+        log.propagate = False
+    try:
+        yield
+    finally:
+        for log, (old_level, propagate) in zip(loggers, saved):
+            log.removeHandler(handler)
+            log.setLevel(old_level)
+            log.propagate = propagate
+
+
 def main(argv=None) -> int:
+    """``python -m tuning.search``: parse `argv`, search, print best.json's contents.
+
+    Returns:
+        0, or 2 for bad data (the problems on standard error); bad options exit with argparse's 2.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     search = config_from_args(args)
@@ -283,7 +432,8 @@ def main(argv=None) -> int:
     # no variables yet: Keras warns that it skips the optimizer state, which is what Hyperband intends.
     warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
     try:
-        best = run_search(search, verbose=0 if args.quiet else 1)
+        with _log_to_stderr(logging.WARNING if args.quiet else logging.INFO):
+            best = run_search(search, verbose=0 if args.quiet else 1)
     except DataError as err:
         print(f"tuning.search: error: {err}", file=sys.stderr)
         return 2

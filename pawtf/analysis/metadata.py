@@ -115,18 +115,29 @@ class MetadataAnalysis:
                                                     f"{x['or_hi']:.2f}]") if len(conditional) else "")
             + ".")
         sizes = [effect_size(d, o) for d, o in zip(r["cohens_d"], r["odds_ratio"])]
-        k = int(np.nanargmax(sizes))
-        lines.append(f"Largest effect size: {r['flag'].iloc[k]} (d ~ {sizes[k]:.2f}, counting odds ratios as "
-                     "d = |ln OR| sqrt(3)/pi); " + (
-                         f"{sum(x >= NEGLIGIBLE_D for x in sizes)} flag(s) reach Cohen's 'small' "
-                         f"(d >= {NEGLIGIBLE_D})." if max(sizes) >= NEGLIGIBLE_D
-                         else f"none reaches Cohen's 'small' (d = {NEGLIGIBLE_D})."))
+        if np.all(np.isnan(sizes)):
+            lines.append("No effect size can be measured: no flag varies while the score does (every flag "
+                         "is constant, or every score is the same).")
+        else:
+            k = int(np.nanargmax(sizes))
+            lines.append(f"Largest effect size: {r['flag'].iloc[k]} (d ~ {sizes[k]:.2f}, counting odds ratios "
+                         "as d = |ln OR| sqrt(3)/pi); " + (
+                             f"{sum(x >= NEGLIGIBLE_D for x in sizes)} flag(s) reach Cohen's 'small' "
+                             f"(d >= {NEGLIGIBLE_D})." if np.nanmax(sizes) >= NEGLIGIBLE_D
+                             else f"none reaches Cohen's 'small' (d = {NEGLIGIBLE_D})."))
         lg = self.logistic
-        lines.append(
-            f"Top tercile (> {self.terciles['cuts'][1]:g}) from all flags: cross-validated ROC AUC "
-            f"{lg['cv_auc']:.3f} (0.5 = coin), McFadden R^2 {lg['mcfadden_r2']:.4f}, likelihood-ratio "
-            f"p = {lg['lr_p']:.3g}.")
-        if self.rmse:
+        if np.isnan(lg["cv_auc"]) and np.isnan(lg["mcfadden_r2"]):
+            lines.append(f"Top tercile (> {self.terciles['cuts'][1]:g}) from all flags: no logistic model can "
+                         "be fitted (one class only, or no flag varies).")
+        else:
+            lines.append(
+                f"Top tercile (> {self.terciles['cuts'][1]:g}) from all flags: cross-validated ROC AUC "
+                f"{lg['cv_auc']:.3f} (0.5 = coin), McFadden R^2 {lg['mcfadden_r2']:.4f}, likelihood-ratio "
+                f"p = {lg['lr_p']:.3g}.")
+        if self.rmse and not self.rmse["mean"]["rmse_mean"] > 0:
+            lines.append("Every score is the same: predicting the mean is exact, there is nothing for the "
+                         "flags to explain.")
+        elif self.rmse:
             best, mean = self.rmse["best"], self.rmse["mean"]
             r2 = 1 - best["rmse_mean"] ** 2 / mean["rmse_mean"] ** 2
             lines.append(

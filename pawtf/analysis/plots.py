@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,7 +77,7 @@ def plot_metadata(result: MetadataAnalysis) -> Figure:
     ax.barh(ypos + h / 2, 100 * r["great_with"], h, label="with flag", color="tab:orange")
     ax.barh(ypos - h / 2, 100 * r["great_without"], h, label="without flag", color="tab:gray")
     ax.axvline(100 * result.logistic["great_rate"], color="k", ls="--", lw=0.8, label="all photos")
-    right = float(np.nanmax(100 * np.r_[r["great_with"], r["great_without"]]))
+    right = float(np.nanmax(100 * np.r_[r["great_with"], r["great_without"], 0.0])) or 1.0
     for y_, p, v in zip(ypos, r["chi2_p_holm"], r["cramers_v"]):
         if not math.isnan(p):
             ax.text(right * 1.03, y_, f"p={p:.2g}  V={v:.3f}", va="center", fontsize=8,
@@ -130,5 +131,7 @@ def plot_metadata(result: MetadataAnalysis) -> Figure:
     ax.set_ylim(max(0.0, low), max(v + s for v, s in zip(values, spread)) + 1.0)
     ax.set_ylabel("RMSE (0-100 score scale)")
     ax.set_title(f"Metadata-only {result.folds}-fold RMSE (error bars: SD over folds)")
-    fig.tight_layout()
+    with warnings.catch_warnings():  # degenerate tables (all scores equal) leave no room to tighten: fine
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     return fig

@@ -31,7 +31,7 @@ from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, check_image
 from pawtf.data.photos import PHOTO_EXTENSIONS
 from pawtf.data.schema import ID_COLUMN, LINE_COLUMN, DataError, Problem, read_table
 
-__all__ = ["PATH_COLUMN", "SPLITS", "count_rows", "format_report", "load_folder"]
+__all__ = ["PATH_COLUMN", "SPLITS", "count_rows", "describe", "format_report", "load_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,18 @@ def _index_images(image_dir: Path) -> dict[str, str]:
             if stem not in found or r < found[stem][0]:
                 found[stem] = (r, entry.name)
     return {stem: fname for stem, (_, fname) in found.items()}
+
+
+def describe(root: str | Path) -> dict:
+    """What a model trained on the folder `root` was trained on, for its run and its exports: the
+    folder's name (never a local absolute path) and whether it is pawtf's synthetic demo data.
+
+    >>> describe("/home/me/data/petfinder-pawpularity-score")
+    {'data': 'petfinder-pawpularity-score', 'synthetic_demo': False}
+    """
+    from pawtf.data.demo import is_demo_dir
+
+    return {"data": Path(root).name, "synthetic_demo": is_demo_dir(root)}
 
 
 def count_rows(problems: Iterable[Problem]) -> int:

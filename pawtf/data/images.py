@@ -12,6 +12,11 @@
   any transparency over white, and
 * optionally resize to ``size=(width, height)``.
 
+Files are opened only when they are regular files (a named pipe would block forever; a folder is
+refused), as :func:`read_bytes` reads them for decoders that take bytes. Every decoding error surfaces
+as the file's problem: the orientation is read once the pixels decoded without error (a broken EXIF
+block then only costs the orientation).
+
 Every failure is an :class:`ImageError` naming the file and the problem::
 
     >>> arr = load_rgb("train/0007de18844b0dbbb5e1f607da0606e0.jpg", size=(224, 224))  # doctest: +SKIP
@@ -22,6 +27,8 @@ Every failure is an :class:`ImageError` naming the file and the problem::
 from __future__ import annotations
 
 import io
+import os
+import stat
 import threading
 import warnings
 from pathlib import Path
@@ -29,9 +36,10 @@ from struct import error as struct_error
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-__all__ = ["BACKGROUND", "DEFAULT_MAX_PIXELS", "ImageError", "check_image", "decode_rgb", "load_rgb", "resize"]
+__all__ = ["BACKGROUND", "DEFAULT_MAX_PIXELS", "ImageError", "check_image", "decode_rgb", "load_rgb", "read_bytes",
+           "resize"]
 
 #: Largest accepted width * height, checked from the header before decoding.
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -42,6 +50,23 @@ BACKGROUND = (255, 255, 255)
 # EXIF orientations that swap width and height (transpose / rotate 90 / 270).
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose).
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# PIL's names for JPEG files (MPO: a JPEG with further pictures appended, as some cameras write), decoded
+# at a reduced scale when much larger than the target, as the export's in-graph decoder does.
+_JPEG_FORMATS = ("JPEG", "MPO")
+# PIL's warning about an EXIF block it cannot parse (it then reads what it can; no pixel is affected).
+_CORRUPT_EXIF = "Corrupt EXIF data"
+# Opening a named pipe for reading blocks until a writer comes, unless non-blocking (POSIX only).
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 # ``warnings.catch_warnings`` is process-global; serialise our use of it so that
 # concurrent loads (folder checks use threads) cannot corrupt the filter list.
@@ -78,6 +103,7 @@ def _open(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     try:
         with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", _CORRUPT_EXIF, UserWarning)  # see _orientation
             img = Image.open(fp)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageError(name, f"too many pixels (possible decompression bomb): {e}") from None
@@ -100,10 +126,22 @@ def _open(fp: BinaryIO, name: str, max_pixels: int) -> Image.Image:
 
 
 def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8); 1 when absent or unreadable (a broken EXIF block costs the orientation,
+    not the photo). For any format but JPEG call it only after ``img.load()`` succeeded: PIL's PNG reader
+    decodes the pixels to look for an ``eXIf`` chunk after the image data, and a decoding error caught
+    here would leave a zero-filled image that a later ``load()`` accepts as loaded."""
     try:
-        return int(img.getexif().get(_EXIF_ORIENTATION, 1))
-    except Exception:  # broken EXIF: ignore orientation rather than the photo
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", _CORRUPT_EXIF, UserWarning)
+            value = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - any EXIF parsing failure (the pixels are already checked)
         return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _transpose(img: Image.Image, orientation: int) -> Image.Image:
+    """The decoded image shown upright for an EXIF ``orientation`` of 2-8."""
+    return img.transpose(_TRANSPOSE[orientation])
 
 
 def _to_rgb(img: Image.Image, name: str) -> Image.Image:
@@ -138,10 +176,10 @@ def _decode(
 ) -> np.ndarray:
     img = _open(fp, name, max_pixels)
     with img:
-        orientation = _orientation(img)
         draft_size = draft_size or size
-        if draft_size is not None and img.format == "JPEG":
-            if orientation in _SWAPPING_ORIENTATIONS:
+        if draft_size is not None and img.format in _JPEG_FORMATS:
+            # A JPEG's EXIF comes with its header (nothing decoded), and draft must precede load().
+            if _orientation(img) in _SWAPPING_ORIENTATIONS:
                 draft_size = draft_size[::-1]
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (never below draft_size).
             img.draft("RGB", draft_size)
@@ -153,11 +191,10 @@ def _decode(
             raise ImageError(name, f"truncated or corrupt: {e}") from None
         except MemoryError:
             raise ImageError(name, "truncated or corrupt: out of memory while decoding") from None
+        # Only now, with every pixel decoded (see _orientation).
+        orientation = _orientation(img)
         if orientation != 1:
-            try:
-                img = ImageOps.exif_transpose(img)
-            except Exception:
-                pass  # keep the pixels as stored
+            img = _transpose(img, orientation)
         img = _to_rgb(img, name)
         if size is not None:
             img = resize(img, size)
@@ -177,8 +214,21 @@ def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     return img.resize(tuple(size), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
 def _open_file(path: str | Path) -> BinaryIO:
-    """Open ``path`` for reading, with precise errors for missing/empty files."""
+    """Open ``path`` for reading, with precise errors for missing, empty and special files.
+
+    Only a regular file is opened: a named pipe would block the reader forever. The file is opened
+    without blocking and checked again through its descriptor, so one swapped for a pipe after the
+    first check cannot block either.
+    """
     path = Path(path)
     name = str(path)
     try:
@@ -187,14 +237,52 @@ def _open_file(path: str | Path) -> BinaryIO:
         raise ImageError(name, "missing (no such file)") from None
     except OSError as e:
         raise ImageError(name, f"cannot access: {e.strerror or e}") from None
-    if not path.is_file():
-        raise ImageError(name, "not a regular file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageError(name, f"not a regular file ({_kind(st.st_mode)})")
     if st.st_size == 0:
         raise ImageError(name, "empty file (0 bytes)")
     try:
-        return open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | getattr(os, "O_BINARY", 0))
     except OSError as e:
         raise ImageError(name, f"cannot open: {e.strerror or e}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ImageError(name, f"not a regular file ({_kind(mode)})")
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The bytes of the image file ``path``, read as :func:`load_rgb` opens files (only regular files,
+    never blocking on a named pipe), for decoders that take bytes (e.g. a SavedModel's).
+
+    Args:
+        path: the file.
+
+    Returns:
+        Its content (at least one byte; not checked to be an image).
+
+    Raises:
+        ImageError: the file is missing, not a regular file (a folder, a named pipe...), empty, or
+            cannot be read.
+
+    >>> read_bytes("cat.jpg")[:3]  # doctest: +SKIP
+    b'\\xff\\xd8\\xff'
+    """
+    name = str(path)
+    with _open_file(path) as fh:
+        try:
+            data = fh.read()
+        except OSError as e:
+            raise ImageError(name, f"cannot read: {e.strerror or e}") from None
+    if not data:  # emptied since it was checked
+        raise ImageError(name, "empty file (0 bytes)")
+    return data
 
 
 def load_rgb(

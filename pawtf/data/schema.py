@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["DataError", "FLAGS", "ID_COLUMN", "LINE_COLUMN", "MAX_LISTED_PROBLEMS", "Problem",
            "TARGET_COLUMN", "TARGET_RANGE", "is_plain_stem", "read_table"]
@@ -89,7 +88,12 @@ class DataError(ValueError):
     >>> print(err)  # doctest: +NORMALIZE_WHITESPACE
     1 problem in the data:
       t.csv line 2 (Id 'a'): Eyes is empty
-    Re-run with --skip-bad to drop the bad rows and continue.
+    >>> err.droppable
+    True
+
+    ``droppable`` says whether every problem is a row's (so dropping the bad rows, ``--skip-bad`` where a
+    command has it, would go on); the command that caught the error says so, since only it knows
+    whether it takes ``--skip-bad``.
     """
 
     def __init__(self, problems: Iterable[Problem], header: str | None = None):
@@ -101,10 +105,7 @@ class DataError(ValueError):
         lines += [f"  {p}" for p in self.problems[:MAX_LISTED_PROBLEMS]]
         if n > MAX_LISTED_PROBLEMS:
             lines.append(f"  ... and {n - MAX_LISTED_PROBLEMS} more")
-        if any(p.line is not None for p in self.problems) and not any(
-            p.line is None for p in self.problems
-        ):
-            lines.append("Re-run with --skip-bad to drop the bad rows and continue.")
+        self.droppable = bool(self.problems) and all(p.line is not None for p in self.problems)
         super().__init__("\n".join(lines))
 
 
@@ -187,8 +188,9 @@ def read_table(
     """Read and validate a PetFinder CSV (``train.csv`` or ``test.csv``).
 
     Returns ``(df, problems)``: ``df`` has ``Id`` (str), each flag as int8,
-    ``Pawpularity`` as float32 (when the column exists; required if
-    ``require_target``) and ``line`` (the row's 1-based CSV line). Every problem
+    ``Pawpularity`` as float32 (with ``require_target``; without it the column
+    may be there, even empty, and is ignored: a metadata CSV) and ``line`` (the
+    row's 1-based CSV line). Every problem
     is collected. With ``skip_bad=False`` any problem raises :class:`DataError`
     (``problems`` is then always empty); with ``skip_bad=True`` bad rows are
     dropped and reported in ``problems``. File-level problems always raise.
@@ -235,7 +237,7 @@ def read_table(
     if file_problems:
         raise DataError(file_problems)
 
-    has_target = TARGET_COLUMN in header
+    has_target = require_target  # a metadata CSV's score column is allowed and ignored
     if not records:
         raise fatal("no data rows")
     value_cols = [ID_COLUMN, *FLAGS] + ([TARGET_COLUMN] if has_target else [])
@@ -294,6 +296,8 @@ def read_table(
         raise DataError(problems)
 
     keep = ~bad
+    import pandas as pd  # here, not at import: reading the flag names must stay instant
+
     out = pd.DataFrame({ID_COLUMN: [ids[i] for i in np.flatnonzero(keep)]})
     for j, col in enumerate(FLAGS):
         out[col] = flag_values[keep, j]

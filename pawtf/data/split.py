@@ -31,9 +31,13 @@ from pawtf.config import OversampleRule
 from pawtf.data.augment import view_code
 from pawtf.data.schema import ID_COLUMN, TARGET_COLUMN
 
-__all__ = ["LeakageError", "VIEW_COLUMN", "check_no_leak", "make_folds", "oversample", "score_bins"]
+__all__ = ["FoldError", "LeakageError", "VIEW_COLUMN", "check_no_leak", "make_folds", "oversample", "score_bins"]
 
 VIEW_COLUMN = "view"
+
+
+class FoldError(ValueError):
+    """The table cannot be split into the folds asked for (fewer rows than folds)."""
 
 
 def score_bins(scores: Sequence[float], n_bins: int = 10) -> np.ndarray:
@@ -49,9 +53,12 @@ def make_folds(table: pd.DataFrame, k: int = 5, seed: int = 0, n_bins: int = 10,
     With `groups` (one label per row, e.g. a duplicate-cluster id), rows of a group share a fold.
     """
     if k < 2:
-        raise ValueError(f"need at least 2 folds, got {k}")
+        raise FoldError(f"need at least 2 folds, got {k}")
     if len(table) < k:
-        raise ValueError(f"cannot make {k} folds from {len(table)} rows")
+        fix = (f"use --folds {len(table)} or fewer, or add rows" if len(table) >= 2
+               else "training and validation need at least 2 rows; add rows")
+        raise FoldError(f"cannot make {k} folds from {len(table)} row{'s' if len(table) != 1 else ''}: each "
+                        f"fold validates at least one row; {fix}")
     bins = score_bins(table[TARGET_COLUMN], n_bins=min(n_bins, max(1, len(table) // k)))
     folds = np.full(len(table), -1, dtype=int)
     if groups is None:

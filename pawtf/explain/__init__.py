@@ -14,7 +14,9 @@ Which parts of a photo drive its predicted Pawpularity? Every method is a class 
 (``images`` float32 [N, H, W, 3] 0-255, ``metadata`` [N, 12].)
 
 Methods: ``vanilla`` and ``smoothgrad`` (tf-keras-vis ``Saliency``), ``gradcam`` and ``gradcam++``
-(tf-keras-vis, on the backbone's feature map), ``rise`` (ours, batched). tf-keras-vis's ScoreCAM is not
+(tf-keras-vis, on the backbone's feature map), ``rise`` (ours, batched). ``pawtf explain`` runs the fast
+ones by default (`pawtf.config.ExplainConfig.methods`: ``gradcam++`` and ``vanilla``); :data:`ALL`
+(``"all"``) asks for every method. tf-keras-vis's ScoreCAM is not
 offered: its softmax over a single regression output is always 1, so its maps mean nothing here.
 
 Scores for maps (:mod:`pawtf.explain.scores`): insertion and deletion AUC, energy ratio and pointing game
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from pawtf.config import ExplainConfig
 from pawtf.explain.base import Explainer, Target, normalize_maps, target_for
 from pawtf.explain.cam import GradCAM, GradCAMPlusPlus
 from pawtf.explain.gradients import SmoothGrad, VanillaGradient
@@ -34,6 +37,9 @@ from pawtf.explain.rise import RISE
 METHODS: dict[str, type[Explainer]] = {
     cls.name: cls for cls in (VanillaGradient, SmoothGrad, GradCAM, GradCAMPlusPlus, RISE)
 }
+
+#: What ``--methods`` takes for every method of :data:`METHODS`.
+ALL = "all"
 
 #: Methods asked for by name that are deliberately not offered, with the reason.
 NOT_OFFERED = {
@@ -62,17 +68,34 @@ def check_method(name: str) -> str:
 
 
 def parse_methods(methods: str | Iterable[str] | None) -> tuple[str, ...]:
-    """``"vanilla,rise"`` or a list -> checked method names, each once (all methods when None or empty).
+    """``"vanilla,rise"`` or a list -> checked method names, each once; ``all`` stands for every method.
+
+    Args:
+        methods: names, comma-separated or a list; None or empty: the default set
+            (`pawtf.config.ExplainConfig.methods`, the fast methods).
+
+    Returns:
+        The method names, each once, in the order given.
+
+    Raises:
+        ExplainError: for a method not offered or unknown.
 
     >>> parse_methods("GradCAM, rise")
     ('gradcam', 'rise')
+    >>> parse_methods("all")
+    ('vanilla', 'smoothgrad', 'gradcam', 'gradcam++', 'rise')
     """
     if methods is None:
-        return tuple(METHODS)
+        methods = ExplainConfig.methods
     if isinstance(methods, str):
         methods = methods.split(",")
-    names = [check_method(m) for m in methods if m.strip()]
-    return tuple(dict.fromkeys(names)) or tuple(METHODS)
+    names: list[str] = []
+    for m in methods:
+        if m.strip().lower() == ALL:
+            names += list(METHODS)
+        elif m.strip():
+            names.append(check_method(m))
+    return tuple(dict.fromkeys(names)) or parse_methods(None)
 
 
 def make_explainer(name: str, model, **kwargs) -> Explainer:
@@ -88,7 +111,7 @@ def make_explainer(name: str, model, **kwargs) -> Explainer:
 
 
 __all__ = [
-    "METHODS", "NOT_OFFERED", "ExplainError", "Explainer", "GradCAM", "GradCAMPlusPlus", "RISE", "SmoothGrad",
-    "Target", "VanillaGradient", "check_method", "make_explainer", "normalize_maps", "parse_methods",
-    "target_for",
+    "ALL", "METHODS", "NOT_OFFERED", "ExplainError", "Explainer", "GradCAM", "GradCAMPlusPlus", "RISE",
+    "SmoothGrad", "Target", "VanillaGradient", "check_method", "make_explainer", "normalize_maps",
+    "parse_methods", "target_for",
 ]

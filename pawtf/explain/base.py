@@ -146,6 +146,8 @@ class Explainer:
     """
 
     name: ClassVar[str] = ""
+    #: The method's name for people (figure captions, reports).
+    label: ClassVar[str] = ""
     #: Whether the method draws random numbers (then ``seed`` makes it reproducible).
     random: ClassVar[bool] = False
 

@@ -35,6 +35,7 @@ class GradCAM(_GradientExplainer):
     """Selvaraju et al. 2017: ReLU of the gradient-weighted sum of the feature maps of ``layer``."""
 
     name = "gradcam"
+    label = "Grad-CAM"
     _visualizer = Gradcam
 
     def __init__(self, model, target=None, *, layer: str = FEATURES_LAYER, seed: int = 0,
@@ -71,4 +72,5 @@ class GradCAMPlusPlus(GradCAM):
     """Chattopadhyay et al. 2018: Grad-CAM with pixel-wise weights from higher-order gradients."""
 
     name = "gradcam++"
+    label = "Grad-CAM++"
     _visualizer = GradcamPlusPlus

@@ -60,6 +60,7 @@ class VanillaGradient(_GradientExplainer):
     """Simonyan et al. 2013: the absolute gradient of the target with respect to each pixel."""
 
     name = "vanilla"
+    label = "vanilla gradient"
 
     def explain(self, images, metadata):
         return self.gradients(images, metadata)
@@ -69,6 +70,7 @@ class SmoothGrad(_GradientExplainer):
     """Smilkov et al. 2017: absolute gradients averaged over ``samples`` noisy copies (seeded)."""
 
     name = "smoothgrad"
+    label = "SmoothGrad"
     random = True
 
     def __init__(self, model, target=None, *, samples: int = 20, noise: float = 0.2, seed: int = 0,

@@ -24,14 +24,18 @@ map up to a constant (so the same map once normalised) in expectation, but witho
 with 1,000 masks the raw sum's energy ratio was 1.19, the centred one's 2.04. ``center=False`` is the
 paper's estimator verbatim. Scores are in the model's units (0-100); normalisation makes the scale moot.
 
-With ``tol`` set, the map is checked every ``check_every`` masks and RISE stops once the relative L2
-change of the normalised map between two checks falls under ``tol``; :attr:`RISE.masks_used` says how
-many masks each photo took.
+With ``tol`` set (the default, `pawtf.config.ExplainConfig.rise_tol` = 0.1), the map is checked every
+``check_every`` masks and RISE stops once the relative L2 change of the normalised map between two checks
+falls under ``tol``; :attr:`RISE.masks_used` says how many masks each photo took. On six demo photos with
+a briefly trained EfficientNet-Lite0 run (224 px, ``check_every=500``): ``tol=0.1`` stopped at 2,000 masks
+on average (1,500-2,500), maps correlating 0.985 (0.974-0.992) with the 4,000-mask maps (relative L2
+distance 0.12); ``tol=0.05`` at 3,250 (3,000-4,000), correlation 0.997 (distance 0.05). ``tol=None``
+always uses all N masks.
 
 >>> from pawtf.explain import RISE                                   # doctest: +SKIP
->>> rise = RISE(model, masks=4000, tol=0.05, seed=0)                # doctest: +SKIP
+>>> rise = RISE(model, masks=4000, tol=0.1, seed=0)                 # doctest: +SKIP
 >>> maps = rise(images, metadata); rise.masks_used                   # doctest: +SKIP
-[3000, 2500]
+[2000, 2500]
 """
 
 from __future__ import annotations
@@ -93,14 +97,14 @@ class RISE(Explainer):
     """Randomized Input Sampling for Explanation, batched; see the module docstring.
 
     Defaults come from `pawtf.config.ExplainConfig`: ``masks`` (N, 4000), ``grid`` (s, 8), ``p`` (0.5),
-    ``weighting``
-    (``prediction`` or ``deviation``), ``center`` (subtract the mean weight: less Monte Carlo noise),
-    ``tol`` (None: always N masks) and ``check_every`` (masks between
-    convergence checks, rounded up to whole batches), ``batch_size`` masked photos per forward pass (the
-mask set depends on ``seed`` and ``batch_size``).
+    ``weighting`` (``prediction`` or ``deviation``), ``center`` (subtract the mean weight: less Monte
+    Carlo noise), ``tol`` (0.1: stop early once the map settles; None: always N masks) and
+    ``check_every`` (masks between convergence checks, rounded up to whole batches), ``batch_size``
+    masked photos per forward pass (the mask set depends on ``seed`` and ``batch_size``).
     """
 
     name = "rise"
+    label = "RISE"
     random = True
 
     def __init__(self, model, target=None, *, masks: int = _DEFAULTS.rise_masks, grid: int = _DEFAULTS.rise_grid,

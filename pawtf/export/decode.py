@@ -2,7 +2,8 @@
 
 Decoding mirrors the training reader (:mod:`pawtf.data.images`, PIL) closely: JPEGs are decoded with the
 accurate integer DCT at the same reduced scale PIL's ``draft`` picks, their EXIF orientation is applied,
-transparency is composited over white, and resizing is an antialiased Lanczos-3 rounded to whole pixel
+transparency is composited over white (PNG: only where the file has any; 1, 2 and 4-bit greys and
+palettes included), and resizing is an antialiased Lanczos-3 rounded to whole pixel
 values, in PIL's order of passes. Measured train/serve skew on real photos: see ``benchmarks/serving.py``
 and the README.
 
@@ -26,6 +27,7 @@ __all__ = ["decode_batch", "decode_image", "resize"]
 _HEADER_BYTES = 30
 _EXIF_SCAN_BYTES = 1 << 16  # EXIF sits in APP1, within the first 64 KiB of a JPEG
 _MAX_SEGMENTS = 32
+_MAX_PNG_CHUNKS = 1024  # chunks walked looking for tRNS before a PNG's image data
 
 
 def _bytes_at(data: tf.Tensor, start: int, length: int) -> tf.Tensor:
@@ -129,6 +131,28 @@ def _exif_orientation(data: tf.Tensor) -> tf.Tensor:
                     lambda: tf.constant(1))
     ok = (tiff >= 0) & (little | big) & (value >= 1) & (value <= 8)
     return tf.where(ok, value, 1)
+
+
+def _png_has_alpha(data: tf.Tensor, head: tf.Tensor) -> tf.Tensor:
+    """Whether a PNG carries transparency (boolean scalar): an alpha channel (colour type 4 or 6) or a
+    ``tRNS`` chunk, which must come before the first ``IDAT``. The chunks are walked from the signature
+    to the first ``IDAT``; where that takes more than ``_MAX_PNG_CHUNKS`` steps the answer is True
+    (libpng's own alpha is kept)."""
+    n = tf.strings.length(data)
+
+    def step(pos, found, done, steps):
+        size = tf.reduce_sum(tf.cast(_bytes_at(data, pos, 4), tf.int64) * [2 ** 24, 2 ** 16, 2 ** 8, 1])
+        kind = tf.strings.substr(data, pos + 4, 4)
+        trns = tf.equal(kind, b"tRNS")
+        stop = trns | tf.equal(kind, b"IDAT") | tf.equal(kind, b"IEND")
+        following = tf.cast(tf.minimum(tf.cast(pos, tf.int64) + 12 + size, tf.cast(n, tf.int64)), tf.int32)
+        return following, found | trns, stop, steps + 1
+
+    _, found, done, _ = tf.while_loop(
+        lambda pos, found, done, steps: ~done & (steps < _MAX_PNG_CHUNKS) & (pos + 8 <= n),
+        step, (tf.constant(8), tf.constant(False), tf.constant(False), tf.constant(0)))
+    colour_type = head[25]
+    return tf.equal(colour_type, 4) | tf.equal(colour_type, 6) | found | ~done
 
 
 def _orient(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
@@ -249,8 +273,12 @@ def decode_image(data: tf.Tensor, size: int, index: tf.Tensor | int = 0,
         return resize(_orient(decoded, _exif_orientation(data)), size)
 
     def png():
-        # Four channels: libpng expands palettes, greys and tRNS transparency to RGBA.
-        return resize(_over_white(tf.io.decode_png(data, channels=4)), size)
+        # Four channels: libpng expands palettes, greys and tRNS transparency to RGBA. Without
+        # transparency its alpha is a filler of the file's bit depth (1, 3 or 15 below 8 bits, not 255):
+        # dropped, as PIL has no alpha for such a file.
+        rgba = tf.io.decode_png(data, channels=4)
+        return resize(tf.cond(_png_has_alpha(data, head), lambda: _over_white(rgba),
+                              lambda: tf.cast(rgba[..., :3], tf.float32)), size)
 
     def other():
         # GIF, BMP, WebP in their own channel count (WebP cannot be asked for a channel it lacks).

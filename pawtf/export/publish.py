@@ -24,6 +24,14 @@ Signatures (input names follow TF Serving's REST convention, so
 A bad image makes the request fail with an ``InvalidArgumentError`` naming its index in the batch; the
 server keeps running.
 
+TF Serving warm-up: ``<N>/assets.extra/tf_serving_warmup_requests`` is a TFRecord of ``PredictionLog``
+records (one per size in :data:`WARMUP_BATCH_SIZES`), each a ``serving_default`` PredictRequest of demo
+photos as JPEG bytes (rendered at twice the model's side, so the reduced-scale decode and the resize run)
+and, where the model takes them, their flags. TF Serving replays them when it loads the version, so the
+first real request does not pay for TensorFlow's lazy initialisation. The protos are written by hand
+(:func:`prediction_log`, the wire format of ``tensorflow_serving/apis/prediction_log.proto``): the
+``tensorflow-serving-api`` package is not needed.
+
 Example:
 
 >>> from pawtf.runs import load_run
@@ -36,12 +44,14 @@ from __future__ import annotations
 
 import datetime
 import errno
+import io
 import json
 import os
 import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -51,7 +61,8 @@ from pawtf.data.schema import FLAGS
 from pawtf.export.decode import decode_batch, resize
 
 __all__ = ["CHECK_TOLERANCE", "ExportError", "IMAGE", "IMAGE_BYTES", "INFO_FILE", "METADATA", "SERVING_DECODED",
-           "SERVING_DEFAULT", "export", "read_info", "versions"]
+           "SERVING_DEFAULT", "WARMUP_BATCH_SIZES", "WARMUP_FILE", "export", "prediction_log", "read_info",
+           "versions", "warmup_requests"]
 
 #: Signature names and their input and output keys.
 SERVING_DEFAULT = "serving_default"
@@ -61,6 +72,10 @@ IMAGE_BYTES, IMAGE, METADATA = "image_bytes", "image", "metadata"
 INFO_FILE = "pawtf.json"
 #: Largest difference tolerated between the reloaded SavedModel and the Keras model when checking.
 CHECK_TOLERANCE = 1e-3
+
+#: TF Serving's warm-up file, relative to a version folder, and the batch sizes of its requests.
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+WARMUP_BATCH_SIZES = (1, 2, 4, 8)
 
 _PARTIAL_PREFIX = ".partial-"
 
@@ -123,6 +138,88 @@ def _signatures(model, task, size: int, uses_metadata: bool, max_pixels: int):
 
 
 # ---------------------------------------------------------------------------------------------------------
+# TF Serving warm-up requests
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2: string, bytes or message)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def prediction_log(inputs: dict[str, np.ndarray], signature: str = SERVING_DEFAULT, model_name: str = "") -> bytes:
+    """A serialized ``tensorflow.serving.PredictionLog`` holding one PredictRequest (what TF Serving's
+    warm-up file holds), written without the ``tensorflow-serving-api`` package.
+
+    Field numbers from tensorflow_serving/apis: PredictionLog.predict_log = 6; PredictLog.request = 1;
+    PredictRequest.model_spec = 1, .inputs = 2 (map<string, TensorProto>: entries of key = 1, value = 2);
+    ModelSpec.name = 1, .signature_name = 3.
+
+    Args:
+        inputs: the request's tensors by input name (bytes objects for tf.string inputs).
+        signature: the signature the request calls.
+        model_name: ``model_spec.name`` (TF Serving's warm-up does not check it).
+
+    Returns:
+        The record's bytes.
+    """
+    spec = (_field(1, model_name.encode()) if model_name else b"") + _field(3, signature.encode())
+    entries = b"".join(
+        _field(2, _field(1, key.encode()) + _field(2, tf.make_tensor_proto(value).SerializeToString()))
+        for key, value in sorted(inputs.items()))
+    return _field(6, _field(1, _field(1, spec) + entries))
+
+
+def warmup_requests(size: int, uses_metadata: bool,
+                    batch_sizes: tuple[int, ...] = WARMUP_BATCH_SIZES) -> list[dict[str, np.ndarray]]:
+    """``serving_default`` inputs for TF Serving's warm-up: for each batch size, that many demo photos
+    (`pawtf.data.demo`, rendered at ``2 * size`` px) as JPEG bytes, and their 12 flags where the model
+    takes them.
+
+    Args:
+        size: the model's image side.
+        uses_metadata: whether the model takes the flags.
+        batch_sizes: one request per entry.
+
+    Returns:
+        One dict of input name -> array (``image_bytes`` object array of bytes, ``metadata`` float32
+        [batch, 12]) per request.
+    """
+    from pawtf.data.demo import generate_sample
+
+    photos, flags = [], []
+    for i in range(max(batch_sizes)):
+        _, image, _, sample_flags, _, _, _ = generate_sample(i, size=2 * size, seed=0)
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=85)
+        photos.append(buf.getvalue())
+        flags.append([float(sample_flags[name]) for name in FLAGS])
+    requests = []
+    for n in batch_sizes:
+        request = {IMAGE_BYTES: np.array(photos[:n], dtype=object)}
+        if uses_metadata:
+            request[METADATA] = np.array(flags[:n], np.float32)
+        requests.append(request)
+    return requests
+
+
+def _write_warmup(path: Path, requests: list[dict[str, np.ndarray]], model_name: str) -> None:
+    target = path / WARMUP_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(target)) as writer:
+        for request in requests:
+            writer.write(prediction_log(request, SERVING_DEFAULT, model_name))
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Versioned, atomic export
 
 
@@ -165,8 +262,10 @@ def _fsync_dir(path) -> None:
         os.close(fd)
 
 
-def _check(path: Path, model, task, size: int, uses_metadata: bool) -> None:
-    """Reload the SavedModel and compare both signatures with the Keras model on a few inputs."""
+def _check(path: Path, model, task, size: int, uses_metadata: bool,
+           warmup: Sequence[dict[str, np.ndarray]] = ()) -> None:
+    """Reload the SavedModel, compare both signatures with the Keras model on a few inputs and replay
+    the warm-up requests (TF Serving refuses to load a version whose warm-up fails)."""
     loaded = tf.saved_model.load(str(path))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, size, size, 3)).astype(np.float32)
@@ -188,6 +287,14 @@ def _check(path: Path, model, task, size: int, uses_metadata: bool) -> None:
     out = loaded.signatures[SERVING_DEFAULT](image_bytes=jpegs, **extra)
     if not np.all(np.isfinite(out[next(iter(expected))].numpy())):
         raise ExportError("serving_default returned non-finite scores; nothing was published")
+    for request in warmup:
+        inputs = {IMAGE_BYTES: tf.constant(list(request[IMAGE_BYTES]), tf.string)}
+        if METADATA in request:
+            inputs[METADATA] = tf.constant(request[METADATA])
+        out = loaded.signatures[SERVING_DEFAULT](**inputs)
+        if not np.all(np.isfinite(out[next(iter(expected))].numpy())):
+            raise ExportError("serving_default returned non-finite scores on the warm-up requests; "
+                              "nothing was published")
 
 
 def export(run, out: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, check: bool = True) -> Path:
@@ -196,7 +303,8 @@ def export(run, out: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, check:
     The SavedModel is written to a hidden ``out/.partial-*`` folder, checked against the Keras model
     (``check``), synced to disk and renamed to ``out/<N>``; an existing version is never replaced (if
     another export takes N first, N+1 is used). Returns the version folder. ``max_pixels`` bounds the
-    pixel count of an image accepted by ``serving_default`` (decompression-bomb guard).
+    pixel count of an image accepted by ``serving_default`` (decompression-bomb guard). The version holds
+    TF Serving's warm-up requests (:data:`WARMUP_FILE`, named after ``out``'s folder as the model).
     """
     base = Path(out)
     if base.exists() and not base.is_dir():
@@ -208,8 +316,10 @@ def export(run, out: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, check:
     try:
         size, uses_metadata = int(run.image_size), bool(run.uses_metadata)
         _write(tmp, run.model, run.task, size, uses_metadata, max_pixels)
+        warmup = warmup_requests(size, uses_metadata)
+        _write_warmup(tmp, warmup, base.resolve().name)
         if check:
-            _check(tmp, run.model, run.task, size, uses_metadata)
+            _check(tmp, run.model, run.task, size, uses_metadata, warmup)
         (tmp / INFO_FILE).write_text(json.dumps(_info(run, max_pixels), indent=2) + "\n")
         return _publish(tmp, base)
     except BaseException:
@@ -248,6 +358,7 @@ def _info(run, max_pixels: int) -> dict:
             SERVING_DECODED: {"inputs": [IMAGE] + extra, "outputs": outputs},
         },
         "max_pixels": max_pixels,
+        "warmup": {"file": WARMUP_FILE, "signature": SERVING_DEFAULT, "batch_sizes": list(WARMUP_BATCH_SIZES)},
         "metrics": run.metrics,
         "config": run.config.to_dict(),
     }

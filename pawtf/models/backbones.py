@@ -3,7 +3,8 @@
 Each entry says how to build the image backbone *flat* on a given input tensor (so its layers are the
 caller's layers, which Grad-CAM needs), how raw 0-255 RGB pixels must be preprocessed for it, its
 default input size, which layer holds its last feature map, and where its ImageNet weights come from.
-Nobody else branches on a backbone's name.
+Nobody else branches on a backbone's name. Keras is imported when a backbone is built, not when the
+registry is read (the CLI's ``--help`` lists the names instantly).
 
 Example:
 
@@ -21,54 +22,12 @@ import dataclasses
 from pathlib import Path
 from typing import Callable
 
-import keras
-
 from pawtf.models import efficientnet_lite
 
-__all__ = ["BackboneSpec", "CAFFE_MEAN_BGR", "FEATURES_LAYER", "IMAGENET_MEAN", "IMAGENET_STD", "KERAS",
-           "Preprocess", "WeightsUnavailableError", "get", "names", "register"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+__all__ = ["BackboneSpec", "FEATURES_LAYER", "KERAS", "WeightsUnavailableError", "get", "names", "register"]
 
 #: Name of the identity layer every popularity model puts on the backbone's last feature map.
 FEATURES_LAYER = "backbone_features"
-
-
-@keras.saving.register_keras_serializable(package="pawtf")
-class Preprocess(keras.layers.Layer):
-    """Map raw 0-255 RGB pixels to what a backbone expects, inside the model.
-
-    Modes: ``caffe`` (RGB->BGR, minus the ImageNet BGR mean), ``tf`` (to [-1, 1]), ``torch`` (to [0, 1],
-    then ImageNet mean/std), ``lite`` ((x - 127) / 128, EfficientNet-Lite), ``none`` (identity: the
-    backbone preprocesses itself).
-    """
-
-    MODES = ("caffe", "tf", "torch", "lite", "none")
-
-    def __init__(self, mode: str, **kwargs):
-        super().__init__(**kwargs)
-        if mode not in self.MODES:
-            raise ValueError(f"unknown preprocessing mode {mode!r}; expected one of {self.MODES}")
-        self.mode = mode
-
-    def call(self, x):
-        ops = keras.ops
-        if self.mode == "caffe":
-            return x[..., ::-1] - ops.convert_to_tensor(CAFFE_MEAN_BGR, dtype=x.dtype)
-        if self.mode == "tf":
-            return x / 127.5 - 1.0
-        if self.mode == "torch":
-            mean = ops.convert_to_tensor(IMAGENET_MEAN, dtype=x.dtype)
-            std = ops.convert_to_tensor(IMAGENET_STD, dtype=x.dtype)
-            return (x / 255.0 - mean) / std
-        if self.mode == "lite":
-            return (x - 127.0) / 128.0
-        return x
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -80,14 +39,14 @@ class BackboneSpec:
     """What the registry knows about one backbone."""
 
     name: str
-    builder: Callable[..., keras.Model]
-    preprocess: str  # a Preprocess mode
+    builder: Callable  # keras.applications' signature: (include_top, weights, input_tensor) -> keras.Model
+    preprocess: str  # a pawtf.models.layers.Preprocess mode
     default_size: int
     weights_source: str  # where weights="imagenet" comes from
     feature_layer: str | None = None  # None: the backbone's output is its last feature map
     min_size: int = 32
 
-    def build(self, input_tensor, weights: str | None = "imagenet") -> keras.Model:
+    def build(self, input_tensor, weights: str | None = "imagenet"):
         """Build the backbone (no top) on `input_tensor` (already preprocessed) and load `weights`.
 
         `weights` is ``"imagenet"``, ``None``/``"none"`` or a path to a weights file.
@@ -121,7 +80,7 @@ class BackboneSpec:
                 ) from err
         return model
 
-    def features(self, backbone: keras.Model):
+    def features(self, backbone):
         """The tensor of the backbone's last feature map (what Grad-CAM looks at)."""
         if self.feature_layer is None:
             return backbone.output
@@ -159,8 +118,10 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def _apps(attr: str) -> Callable[..., keras.Model]:
+def _apps(attr: str) -> Callable:
     def build(**kwargs):
+        import keras
+
         return getattr(keras.applications, attr)(**kwargs)
 
     build.__name__ = attr

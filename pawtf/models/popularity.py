@@ -25,6 +25,7 @@ from pawtf import tasks
 from pawtf.config import ModelConfig
 from pawtf.data.augment import ViewAugment
 from pawtf.models import backbones
+from pawtf.models.layers import Preprocess
 
 __all__ = ["EMBEDDING", "IMAGE_INPUT", "build_head_model", "build_model", "embedding_model", "image_size",
            "set_trainable", "training_model", "transfer_weights"]
@@ -53,7 +54,7 @@ def build_model(cfg: ModelConfig, initial_score: float = 38.0,
         raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
 
     image = keras.Input((size, size, 3), name=IMAGE_INPUT)
-    x = backbones.Preprocess(spec.preprocess, name="preprocess")(image)
+    x = Preprocess(spec.preprocess, name="preprocess")(image)
     backbone = spec.build(x, cfg.weights)
     set_trainable(backbone, cfg.unfreeze)
     features = keras.layers.Identity(name=backbones.FEATURES_LAYER)(spec.features(backbone))

@@ -23,10 +23,12 @@ ValueError: unknown task 'ranking'; choose from score, multitask, attribute-fed,
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # annotations only: the tasks are read without importing pandas
+    import pandas as pd
 
 from pawtf.tasks.outputs import SCORE_OUTPUT, ExplainTarget, Output
 from pawtf.tasks.stats import FLAG_BALANCES, TaskStats

@@ -20,10 +20,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # annotations only: the tasks are read without importing pandas
+    import pandas as pd
 
 from pawtf.data.schema import FLAGS, TARGET_COLUMN
 from pawtf.tasks.stats import BUCKET_LABELS, TaskStats, bucket_of, expected_bucket

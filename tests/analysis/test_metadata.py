@@ -140,3 +140,28 @@ def test_real_table_cli(real_csv, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "9912 rows" in out and "5-fold RMSE" in out
     assert len(pd.read_csv(tmp_path / "ranking.csv")) == 12
+
+
+@pytest.mark.parametrize("degenerate", ["equal scores", "constant flags"])
+def test_degenerate_tables_get_sentences_not_crashes(planted_table, tmp_path, degenerate, capsys):
+    """Every score equal (no variance to explain) or every flag constant (nothing to explain it with):
+    the analysis says so in words and writes its files."""
+    from pawtf.analysis import analyze_metadata
+    from pawtf.cli import main
+    from pawtf.data.schema import FLAGS, TARGET_COLUMN
+
+    table = planted_table(n=120)
+    if degenerate == "equal scores":
+        table[TARGET_COLUMN] = 50.0
+    else:
+        table[list(FLAGS)] = 0
+    csv = tmp_path / "t.csv"
+    table.to_csv(csv, index=False)
+    result = analyze_metadata(csv, out=tmp_path / "out", bootstrap=0)
+    text = " ".join(result.conclusions())
+    assert "No effect size can be measured" in text
+    if degenerate == "equal scores":
+        assert "Every score is the same" in text
+    assert (tmp_path / "out" / "metadata.json").is_file()
+    assert main(["analyze-metadata", str(csv), "--out", str(tmp_path / "cli"), "--bootstrap", "0"]) == 0
+    assert "No effect size can be measured" in capsys.readouterr().out

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import threading
 import warnings
 import zlib
 
@@ -17,6 +19,7 @@ from pawtf.data.images import (
     check_image,
     decode_rgb,
     load_rgb,
+    read_bytes,
 )
 
 
@@ -272,3 +275,87 @@ def test_bad_size_argument(jpeg):
         load_rgb(jpeg, size=(0, 10))
     with pytest.raises(ValueError, match="size"):
         load_rgb(jpeg, size="big")
+
+
+def _corrupt_idat(data: bytes, at: int = 0, n: int = 40) -> bytes:
+    """`data` (a PNG) with `n` bytes of its first IDAT payload, from `at`, flipped (CRC left as it was)."""
+    start = data.index(b"IDAT") + 4 + at
+    bad = bytearray(data)
+    for k in range(start, start + n):
+        bad[k] ^= 0x5A
+    return bytes(bad)
+
+
+@pytest.mark.parametrize("at", [0, 2, 200])
+def test_png_with_a_corrupt_data_chunk_is_refused_not_blacked_out(tmp_path, at):
+    """Reading a PNG's EXIF makes PIL decode it; that error once got swallowed and the zero-filled
+    buffer came through as a (black, or partly black) photo."""
+    noise = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(noise).save(buf, "PNG")
+    path = tmp_path / "corrupt.png"
+    path.write_bytes(_corrupt_idat(buf.getvalue(), at))
+    for func in (load_rgb, check_image):
+        err = _error(func, path)
+        assert "corrupt.png" in str(err) and err.problem.startswith("truncated or corrupt: "), err
+    assert _error(decode_rgb, path.read_bytes(), size=(32, 32)).problem.startswith("truncated or corrupt: ")
+
+
+def test_broken_exif_costs_the_orientation_not_the_photo(tmp_path, rgb):
+    path = tmp_path / "exif.png"
+    Image.fromarray(rgb).save(path, exif=b"Exif\0\0not a TIFF header at all")
+    assert np.array_equal(load_rgb(path), rgb)
+    path = tmp_path / "exif.jpg"
+    Image.fromarray(rgb).save(path, quality=95, exif=b"Exif\0\0MM\0*\0\0\0\x08\xff\xff")  # 65535 entries, none there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PIL's "Corrupt EXIF data" warning is not passed on
+        assert load_rgb(path).shape == (30, 40, 3)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pil_exif_transpose(tmp_path, orientation):
+    from PIL import ImageOps
+
+    path = _oriented_jpeg(tmp_path, orientation)
+    want = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert np.array_equal(load_rgb(path), want)
+
+
+def _with_timeout(func, *args, seconds=20):
+    """func(*args) in a thread; fails (rather than hangs) when it blocks for `seconds`."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = func(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            outcome["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{func.__name__} blocked for {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_named_pipe_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    for func in (load_rgb, check_image, read_bytes):
+        with pytest.raises(ImageError) as info:
+            _with_timeout(func, fifo)
+        assert str(info.value) == f"{fifo}: not a regular file (a named pipe)"
+
+
+def test_read_bytes(jpeg, tmp_path):
+    assert read_bytes(jpeg) == jpeg.read_bytes()
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert _error(read_bytes, tmp_path / "empty.jpg").problem == "empty file (0 bytes)"
+    assert _error(read_bytes, tmp_path / "nope.jpg").problem == "missing (no such file)"
+    assert _error(read_bytes, tmp_path).problem == "not a regular file (a folder)"
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    assert _error(read_bytes, loop).problem.startswith("cannot access: ")

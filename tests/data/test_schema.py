@@ -80,6 +80,15 @@ def test_missing_target_column_only_when_required(data_write_csv, data_helpers):
     read_table(path, require_target=False)
 
 
+def test_a_metadata_csv_may_carry_an_empty_or_bad_score_column(data_write_csv, data_helpers):
+    """Where the score is not needed (a metadata CSV for predict, crop, explain) its column is ignored."""
+    path = data_write_csv([data_helpers.make_row("a", score=""), data_helpers.make_row("b", score="130")])
+    df, problems = read_table(path, require_target=False)
+    assert df[ID_COLUMN].tolist() == ["a", "b"] and not problems and TARGET_COLUMN not in df
+    err = _raises(path)  # where it is the target, both rows are reported
+    assert err.droppable and len(err.problems) == 2 and "Re-run" not in str(err)
+
+
 def test_extra_column(data_write_csv, data_helpers):
     header = [ID_COLUMN, *FLAGS, TARGET_COLUMN, "Breed"]
     path = data_write_csv([data_helpers.make_row("a") + ["lab"]], header=header)
@@ -94,7 +103,7 @@ def test_non_numeric(data_write_csv, rows, data_helpers):
     assert {p.line for p in err.problems} == {4}
     assert str(err.problems[0]) == "{} line 4 (Id 'ccc'): Subject Focus 'yes' is not a number".format(
         err.problems[0].file)
-    assert "--skip-bad" in str(err)
+    assert err.droppable and "--skip-bad" not in str(err)  # advised by commands that take --skip-bad
 
 
 def test_empty_cell(data_write_csv, rows):

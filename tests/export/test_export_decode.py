@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from pawtf.data.images import decode_rgb, load_rgb
+from pawtf.data.images import ImageError, decode_rgb, load_rgb
 from pawtf.data.photos import resize_like_training
 from pawtf.data.schema import FLAGS
 from pawtf.export import SERVING_DEFAULT, decode_batch, decode_image
@@ -89,6 +89,49 @@ def test_decoder_matches_the_training_reader(case):
         assert np.abs(got - want).mean() < 0.2 and np.abs(got - want).max() <= 2, (case, size)
 
 
+def png_mode_cases():
+    """PNGs of every bit depth below 8 and palettes, with and without tRNS transparency:
+    name -> (bytes, (bit depth, colour type, has tRNS)). 48x48 so they need no resize."""
+    y, x = np.mgrid[0:48, 0:48]
+    grey = ((x * 7 + y * 3) % 256).astype(np.uint8)
+    rgb = np.stack([grey, (x * 5) % 256, (y * 11) % 256], -1).astype(np.uint8)
+    cases = {"grey_1bit_mode_1": (encoded(Image.fromarray(grey).convert("1"), "PNG"), (1, 0, False))}
+    for bits in (1, 2, 4):
+        levels = (grey >> (8 - bits)) * (255 // (2 ** bits - 1))  # values a `bits`-bit grey can hold
+        g = Image.fromarray(levels.astype(np.uint8))
+        cases[f"grey_{bits}bit"] = (_png(g, bits=bits), (bits, 0, False))
+        cases[f"grey_{bits}bit_trns"] = (_png(g, bits=bits, transparency=0), (bits, 0, True))
+    for bits in (1, 2, 4, 8):
+        pal = Image.fromarray(rgb).quantize(2 ** bits)
+        cases[f"palette_{bits}bit"] = (_png(pal, bits=bits), (bits, 3, False))
+        cases[f"palette_{bits}bit_trns"] = (_png(pal, bits=bits, transparency=1), (bits, 3, True))
+        # Per-entry alphas, some equal to what a filler of this depth would be (1, 3, 15).
+        alphas = bytes([1, 255, 3, 15, 0, 128, 200][:2 ** bits])
+        cases[f"palette_{bits}bit_alphas"] = (_png(pal, bits=bits, transparency=alphas), (bits, 3, True))
+    cases["grey_8bit_trns"] = (_png(Image.fromarray(grey), transparency=7), (8, 0, True))
+    cases["rgb_trns"] = (_png(Image.fromarray(rgb), transparency=tuple(int(v) for v in rgb[5, 5])), (8, 2, True))
+    return cases
+
+
+def _png(image, **kw) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG", **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("case", sorted(png_mode_cases()))
+def test_low_bit_depth_and_palette_pngs_decode_like_the_training_reader(case):
+    """libpng (in TensorFlow) fills the alpha of a <8-bit PNG without tRNS with 2**bits - 1 (1, 3, 15),
+    not 255; read as alpha, that blended a 1-bit photo to near-white."""
+    data, (bits, colour, trns) = png_mode_cases()[case]
+    assert (data[24], data[25], b"tRNS" in data[:data.index(b"IDAT")]) == (bits, colour, trns), case
+    want = decode_rgb(data).astype(np.float32)
+    assert want.shape == (48, 48, 3) and (trns or want.std() > 20)  # a picture, not a flat one
+    np.testing.assert_array_equal(decode_one(tf.constant(data), 48).numpy(), want, err_msg=case)
+    got = decode_one(tf.constant(data), 32).numpy()
+    assert np.abs(got - decode_rgb(data, size=(32, 32))).max() <= 1, case
+
+
 @pytest.mark.parametrize("shape", [(100, 150), (150, 100), (64, 64), (40, 30), (145, 145), (300, 300),
                                    (700, 500), (150, 1000)])
 def test_resize_matches_the_training_resize(shape):
@@ -151,6 +194,20 @@ def test_bad_images_give_clear_errors_naming_the_item():
         with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(message)):
             fn(tf.constant([good, data]))
     assert fn(tf.constant([good, good])).shape == (2, 32, 32, 3)  # still works after errors
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_truncated_jpegs_are_refused_like_the_training_reader(progressive):
+    """libjpeg warns "Premature end of JPEG data" on a cut JPEG; TensorFlow's decoder then refuses it
+    (at every reduced scale) rather than decoding the missing rows as grey, as the training reader
+    refuses it: no silently wrong score, only the warning to keep off stderr (`pawtf.scorers`)."""
+    data = jpeg_bytes(photo_array(300, 200), progressive=progressive)
+    for cut in (2, 20, len(data) // 3, len(data) // 2):
+        for size in (32, 64, 200):  # libjpeg scales 1/4, 1/2 and 1
+            with pytest.raises(tf.errors.InvalidArgumentError):
+                decode_one(tf.constant(data[:-cut]), size)
+            with pytest.raises(ImageError, match="truncated or corrupt"):
+                decode_rgb(data[:-cut], size=(size, size))
 
 
 def test_decompression_bombs_are_refused_from_the_header():

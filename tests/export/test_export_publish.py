@@ -22,8 +22,10 @@ import tensorflow as tf
 from pawtf import tasks
 from pawtf.data.images import load_rgb
 from pawtf.data.schema import FLAGS
+from pawtf.data.images import decode_rgb
 from pawtf.export import (INFO_FILE, SERVING_DECODED, SERVING_DEFAULT, ExportError, decode_batch, export,
                           publish, read_info, versions)
+from pawtf.export.publish import WARMUP_BATCH_SIZES, WARMUP_FILE, prediction_log, warmup_requests
 
 SIZE = 64  # the side of the runs built in conftest.py (checked there)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -291,3 +293,79 @@ def test_cli_export_prints_the_version_path(meta_run, tmp_path, capsys, stub_wri
     assert capsys.readouterr().out.strip() == str(out / "1")
     assert main(["export", str(tmp_path / "no_run"), "--out", str(out)]) == 2
     assert "not a pawtf run folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ TF Serving warm-up
+
+
+def serving_log_class():
+    """``PredictionLog`` and the messages under it as the protobuf library builds them from descriptors
+    (field numbers as in tensorflow_serving/apis/{prediction_log,predict,model}.proto), in a package of
+    its own, so the records are parsed by protobuf itself rather than by code written beside the
+    writer's."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from tensorflow.core.framework import tensor_pb2
+
+    F = descriptor_pb2.FieldDescriptorProto
+    pool = descriptor_pool.Default()
+    name = "pawtf_tests/prediction_log.proto"
+    try:
+        pool.FindFileByName(name)
+    except KeyError:
+        proto = descriptor_pb2.FileDescriptorProto(name=name, package="pawtf_tests.serving", syntax="proto3",
+                                                   dependency=[tensor_pb2.DESCRIPTOR.name])
+
+        def message(parent, message_name, *fields):
+            m = parent.add(name=message_name)
+            for field_name, number, kind, type_name, label in fields:
+                m.field.add(name=field_name, number=number, type=kind, type_name=type_name,
+                            label=label or F.LABEL_OPTIONAL)
+            return m
+
+        string, msg = F.TYPE_STRING, F.TYPE_MESSAGE
+        message(proto.message_type, "ModelSpec", ("name", 1, string, None, None),
+                ("signature_name", 3, string, None, None))
+        request = message(proto.message_type, "PredictRequest",
+                          ("model_spec", 1, msg, ".pawtf_tests.serving.ModelSpec", None),
+                          ("inputs", 2, msg, ".pawtf_tests.serving.PredictRequest.InputsEntry", F.LABEL_REPEATED))
+        entry = message(request.nested_type, "InputsEntry", ("key", 1, string, None, None),
+                        ("value", 2, msg, ".tensorflow.TensorProto", None))
+        entry.options.map_entry = True
+        message(proto.message_type, "PredictLog", ("request", 1, msg, ".pawtf_tests.serving.PredictRequest", None))
+        message(proto.message_type, "PredictionLog",
+                ("predict_log", 6, msg, ".pawtf_tests.serving.PredictLog", None))
+        pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("pawtf_tests.serving.PredictionLog"))
+
+
+def test_the_export_writes_tf_serving_warmup_requests(exported, loaded):
+    path = exported / WARMUP_FILE
+    assert path.is_file() and read_info(exported)["warmup"] == {
+        "file": WARMUP_FILE, "signature": SERVING_DEFAULT, "batch_sizes": list(WARMUP_BATCH_SIZES)}
+    log_class = serving_log_class()
+    records = [log_class.FromString(r.numpy()) for r in tf.data.TFRecordDataset(str(path))]
+    assert len(records) == len(WARMUP_BATCH_SIZES)
+    for record, n in zip(records, WARMUP_BATCH_SIZES):
+        request = record.predict_log.request
+        assert request.model_spec.signature_name == SERVING_DEFAULT
+        assert request.model_spec.name == "pawpularity"  # the export's folder: TF Serving's model name
+        assert set(request.inputs) == {"image_bytes", "metadata"}
+        photos = tf.make_ndarray(request.inputs["image_bytes"])
+        meta = tf.make_ndarray(request.inputs["metadata"])
+        assert photos.shape == (n,) and meta.shape == (n, len(FLAGS)) and meta.dtype == np.float32
+        assert set(np.unique(meta)) <= {0.0, 1.0}
+        for photo in photos:  # real photos (the demo's), as JPEG
+            assert photo[:3] == b"\xff\xd8\xff" and decode_rgb(photo).shape == (2 * SIZE, 2 * SIZE, 3)
+        out = loaded.signatures[SERVING_DEFAULT](image_bytes=tf.constant(list(photos)), metadata=tf.constant(meta))
+        scores = out["pawpularity"].numpy()
+        assert scores.shape == (n,) and np.all((scores >= 0) & (scores <= 100))
+    assert len({bytes(p) for p in photos}) == max(WARMUP_BATCH_SIZES)  # distinct photos
+
+
+def test_image_only_warmup_requests_have_no_metadata():
+    [request] = warmup_requests(SIZE, uses_metadata=False, batch_sizes=(2,))
+    assert list(request) == ["image_bytes"] and request["image_bytes"].shape == (2,)
+    record = serving_log_class().FromString(prediction_log(request, "sig"))
+    assert list(record.predict_log.request.inputs) == ["image_bytes"]
+    assert record.predict_log.request.model_spec.signature_name == "sig"
+    assert record.predict_log.request.model_spec.name == ""

@@ -1,5 +1,8 @@
+import contextlib
+import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -7,13 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import keras_tuner as kt
 import numpy as np
 import pandas as pd
 import pytest
 
 from pawtf.runs import load_run
-from tuning.search import build_parser, config_from_args, run_search
+from tuning.search import build_parser, config_from_args, make_tuner, run_search
 from tuning.space import SearchConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -240,3 +244,128 @@ def test_distributed_chief_and_two_workers(tiny_demo, tmp_path):
     workers = {tuner for kind, _, tuner in _events(out) if kind == "end"}
     assert workers == {"tuner0", "tuner1"}, workers
     assert (out / "best.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Same command, same trials (defect 9): KerasTuner replaced seed 0 by a random one, and a search killed in
+# its first trial started afresh.
+
+
+class SpaceOnly(kt.HyperModel):
+    """Declares the search's space; its one-weight model is never trained (the oracle only draws)."""
+
+    def __init__(self, search: SearchConfig):
+        super().__init__()
+        self.search = search
+
+    def build(self, hp):
+        self.search.run_config(hp)
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(loss="mse")
+        return model
+
+
+def _draws(out, tuner, seed, n=3):
+    search = SearchConfig(out_dir=str(out), tuner=tuner, seed=seed, weights=None)
+    oracle = make_tuner(search, SpaceOnly(search), deadline=time.time() + 600).oracle
+    return [oracle.create_trial(f"tuner{i}").hyperparameters.values for i in range(n)]
+
+
+@pytest.mark.parametrize("tuner", SearchConfig.TUNERS)
+def test_the_same_seed_draws_the_same_trials(tuner, tmp_path):
+    first = _draws(tmp_path / "a", tuner, seed=0)
+    assert _draws(tmp_path / "b", tuner, seed=0) == first, "a fresh search with the same command"
+    assert _draws(tmp_path / "c", tuner, seed=1) != first, "the seed decides the draws"
+
+
+def _trial_values(out, trial_id):
+    saved = json.loads((out / "tuner" / f"trial_{trial_id}" / "trial.json").read_text())
+    return saved["hyperparameters"]["values"]
+
+
+def test_search_killed_in_its_first_trial_runs_it_again_with_the_same_hyperparameters(tiny_demo,
+                                                                                        tmp_path):
+    out = tmp_path / "search"
+    cmd = [sys.executable, "-m", "tuning.search",
+           *tiny_args(tiny_demo, out, "--tuner", "random", "--max-trials", "1", "--unfreeze", "5")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: _events(out) or proc.poll() is not None, 300, "the first trial")
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert [e[:2] for e in _events(out)] == [("begin", "0")], "killed during trial 0"
+    drawn = _trial_values(out, "0")
+    assert {"learning_rate", "dropout", "unfreeze"} <= set(drawn)
+
+    again = subprocess.run([a for a in cmd if a != "--quiet"], cwd=REPO, check=True, text=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert [e[:2] for e in _events(out)] == [("begin", "0"), ("begin", "0"), ("end", "0")]
+    assert _trial_values(out, "0") == drawn, "trial 0 ran again with the hyperparameters it was given"
+    assert "resuming search 't': 0 trials done; trial 0, cut short, runs again" in again.stderr
+    assert pd.read_csv(out / "trials.csv").status.tolist() == ["COMPLETED"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a user sees: the same tiny search run twice from the command line, the second with --quiet.
+
+
+@pytest.fixture(scope="module")
+def two_sessions(tiny_demo, tmp_path_factory):
+    """{"loud"|"quiet": (out folder, stdout, stderr)} of `tuning.search.main` on the same tiny search."""
+    import tuning.report
+    from tuning.search import main
+
+    root = tmp_path_factory.mktemp("sessions")
+    runs = {}
+    with pytest.MonkeyPatch.context() as mp:
+        # Exporting (half a minute here) is pawtf.export's, tested with the other tasks; skip it.
+        mp.setattr(tuning.report, "export", lambda run, out: Path(out) / "1")
+        for kind in ("loud", "quiet"):
+            out = root / kind
+            args = tiny_args(tiny_demo, out, "--tuner", "random", "--max-trials", "2", "--unfreeze", "0")
+            stdout, stderr = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                assert main([a for a in args if a != "--quiet" or kind == "quiet"]) == 0
+            runs[kind] = (out, stdout.getvalue(), stderr.getvalue())
+    return runs
+
+
+def test_progress_lines_say_what_the_search_is_doing(two_sessions):
+    out, stdout, stderr = two_sessions["loud"]
+    lines = stderr.splitlines()
+
+    def find(pattern):
+        hits = [i for i, line in enumerate(lines) if re.search(pattern, line)]
+        assert hits, f"no line matching {pattern!r} in:\n{stderr}"
+        return hits[0]
+
+    steps = [
+        find(r"^checking the data in .*tiny \(train.csv and every photo\) \.\.\.$"),
+        find(r"data OK: 60 photos"),
+        find(rf"outputs go to {re.escape(str(out))}/ \(the best model is exported to .*saved_models/t/\)"),
+        find(r"^trial 0 \(none done yet\) begins: .*learning_rate"),
+        find(r"^trial 0 \(none done yet\): epoch 1/3, val_rmse [\d.]+, \d+\.\d of 10 min$"),
+        find(r"^trial 0 done in \d+ s: val_rmse [\d.]+ \(best so far\)"),
+        find(r"^trial 1 \(1 done, best val_rmse [\d.]+\): epoch 3/3, val_rmse [\d.]+, \d+\.\d of 10 min$"),
+        find(r"^search 't' done: 2 trials in all, .* against [\d.]+ for the mean predictor"),
+        find(rf"^in {re.escape(str(out))}/: trials.csv .*best.json .*search.png .*best/"),
+        find(r"^exported for TF Serving: .*saved_models/t/1/"),
+    ]
+    assert steps == sorted(steps), "in the order they happen"
+    assert json.loads(stdout)["trials_completed"] == 2, "standard output holds best.json alone"
+    assert "Search: Running Trial" not in stdout + stderr, "KerasTuner's own tables are gone"
+
+
+def test_quiet_leaves_only_the_result(two_sessions):
+    _, stdout, stderr = two_sessions["quiet"]
+    assert json.loads(stdout)["trials_completed"] == 2
+    for words in ("checking the data", "trial 0", "epoch 1/3", "outputs go to", "search 't' done"):
+        assert words not in stderr
+
+
+def test_the_same_command_runs_the_same_trials(two_sessions):
+    loud, quiet = (pd.read_csv(two_sessions[kind][0] / "trials.csv") for kind in ("loud", "quiet"))
+    settings = ["trial_id", "learning_rate", "weight_decay", "dropout", "head_units", "embedding_units",
+                "loss", "oversample"]
+    pd.testing.assert_frame_equal(loud[settings], quiet[settings])
