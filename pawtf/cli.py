@@ -13,11 +13,12 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
 
 from pawtf import tasks
-from pawtf.config import DataConfig, ExplainConfig, ModelConfig, RunConfig, TrainConfig
+from pawtf.config import AnalysisConfig, DataConfig, ExplainConfig, ModelConfig, RunConfig, TrainConfig
 
 __all__ = ["SUBCOMMANDS", "Parser", "build_parser", "main"]
 
-_DATA, _MODEL, _TRAIN, _EXPLAIN = DataConfig(), ModelConfig(), TrainConfig(), ExplainConfig()
+_DATA, _MODEL, _TRAIN = DataConfig(), ModelConfig(), TrainConfig()
+_EXPLAIN, _ANALYSIS = ExplainConfig(), AnalysisConfig()
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,6 +57,22 @@ class Parser(argparse.ArgumentParser):
             hints = self.suggestions(unknown, namespace)
             self.error("unrecognized arguments: " + " ".join(unknown) + "".join("\n  " + h for h in hints))
         return namespace
+
+
+#: Each subcommand's one line in ``pawtf --help`` (and the head of its own help).
+SUMMARIES = {
+    "demo-data": "generate the synthetic demo dataset (Kaggle layout + masks)",
+    "train": "train one fold and write a run folder",
+    "cv": "train every fold; report mean and std RMSE",
+    "baseline": "metadata-only models, K-fold RMSE; last line is JSON",
+    "export": "export a run as a versioned SavedModel for TF Serving",
+    "predict": "score photos: CSV of path, score, error",
+    "rank": "rank one pet's photos best first and write a contact sheet",
+    "crop": "crop advice: score candidate crops, save the best if it raises the score",
+    "explain": "saliency maps (Grad-CAM++, gradients, RISE...) and their scores",
+    "analyze-metadata": ("what the 12 flags say about the score: per-flag effects, chi-square vs terciles, "
+                         "logistic ranking, metadata-only RMSE"),
+}
 
 
 def _positive_int(text: str) -> int:
@@ -179,7 +196,8 @@ def cmd_baseline(args) -> None:
 def _add_demo_data(sub) -> None:
     from pawtf.data import demo
 
-    p = sub.add_parser("demo-data", help="generate the synthetic demo dataset (Kaggle layout + masks)")
+    p = sub.add_parser("demo-data", help=SUMMARIES["demo-data"],
+                       description=SUMMARIES["demo-data"])
     p.add_argument("--out", required=True, help="folder to write")
     p.add_argument("--n", type=_positive_int, default=demo.DEFAULT_N, help="images (default: %(default)s)")
     p.add_argument("--size", type=_positive_int, default=demo.DEFAULT_SIZE,
@@ -189,19 +207,22 @@ def _add_demo_data(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train one fold and write a run folder")
+    p = sub.add_parser("train", help=SUMMARIES["train"],
+                       description=SUMMARIES["train"])
     _add_run_options(p)
     p.set_defaults(func=cmd_train)
 
 
 def _add_cv(sub) -> None:
-    p = sub.add_parser("cv", help="train every fold; report mean and std RMSE")
+    p = sub.add_parser("cv", help=SUMMARIES["cv"],
+                       description=SUMMARIES["cv"])
     _add_run_options(p, one_fold=False)
     p.set_defaults(func=cmd_cv)
 
 
 def _add_baseline(sub) -> None:
-    p = sub.add_parser("baseline", help="metadata-only models, K-fold RMSE; last line is JSON")
+    p = sub.add_parser("baseline", help=SUMMARIES["baseline"],
+                       description=SUMMARIES["baseline"])
     p.add_argument("--csv", required=True, help="a train.csv")
     p.add_argument("--folds", type=_positive_int, default=_DATA.folds, help="(default: %(default)s)")
     p.add_argument("--seed", type=int, default=_TRAIN.seed, help="fold seed (default: %(default)s)")
@@ -210,12 +231,13 @@ def _add_baseline(sub) -> None:
 
 
 def cmd_export(args) -> None:
-    from pawtf.export import ExportError, export
+    from pawtf.export import ExportError, default_name, export
     from pawtf.runs import load_run
 
+    run = load_run(args.run)
     try:
-        print(export(load_run(args.run), args.out or os.path.join("saved_models", os.path.basename(
-            os.path.normpath(args.run))), max_pixels=args.max_pixels, check=not args.no_check))
+        print(export(run, args.out or os.path.join(SAVED_MODELS, default_name(run)), max_pixels=args.max_pixels,
+                     check=not args.no_check, allow_unfinished=args.allow_unfinished))
     except ExportError as err:
         raise SystemExit(f"pawtf: error: {err}")
 
@@ -260,7 +282,7 @@ def cmd_rank(args) -> None:
 
 
 def cmd_crop(args) -> None:
-    from pawtf.crop import advise_crops, check_saliency, check_scorer, crop_preview
+    from pawtf.crop import advise_crops, check_saliency, check_scorer
 
     saliency = None if args.saliency == "none" else args.saliency
     scorer = _scorer(args.model)
@@ -269,12 +291,13 @@ def cmd_crop(args) -> None:
         check_scorer(scorer)
     except ValueError as err:
         raise SystemExit(f"pawtf: error: {err}")
+    failed = 0
     for advice in advise_crops(scorer, args.photos, args.metadata, saliency=saliency,
-                               min_gain=args.min_gain, out_dir=args.out_dir):
-        print(advice.summary())
-        if args.preview and advice.error is None:
-            stem = os.path.splitext(os.path.basename(advice.path))[0]
-            print(f"  preview: {crop_preview(advice, os.path.join(args.out_dir, stem + '_crops.png'))}")
+                               min_gain=args.min_gain, out_dir=args.out_dir, preview=args.preview):
+        print(advice.summary())  # a photo that failed says why; the others go on
+        failed += advice.error is not None
+    if failed:
+        raise SystemExit(1)
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -290,10 +313,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def _add_export(sub) -> None:
     from pawtf.data.images import DEFAULT_MAX_PIXELS
 
-    p = sub.add_parser("export", help="export a run as a versioned SavedModel for TF Serving")
+    p = sub.add_parser("export", help=SUMMARIES["export"],
+                       description=SUMMARIES["export"])
     p.add_argument("run", metavar="RUN", help="run folder (model.keras + config.json)")
-    p.add_argument("--out", help="model folder; the export goes to OUT/<next version> "
-                                 "(default: saved_models/<run folder name>)")
+    p.add_argument("--out", help="model folder; the export goes to OUT/<next version> (default: "
+                                 f"{SAVED_MODELS}/pawpularity for a score model, {SAVED_MODELS}/pawpularity_<task> "
+                                 "for the other tasks: the name TF Serving serves it under)")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="export a run whose training was stopped before the end (its best epoch so far)")
     p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS,
                    help="largest image (width x height) the server decodes (default: %(default)s)")
     p.add_argument("--no-check", action="store_true",
@@ -304,7 +331,8 @@ def _add_export(sub) -> None:
 def _add_predict(sub) -> None:
     from pawtf.predict import DEFAULT_BATCH_SIZE
 
-    p = sub.add_parser("predict", help="score photos: CSV of path, score, error")
+    p = sub.add_parser("predict", help=SUMMARIES["predict"],
+                       description=SUMMARIES["predict"])
     _add_model_options(p)
     p.add_argument("--out", metavar="CSV", help="write the scores here (default: standard output)")
     p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="(default: %(default)s)")
@@ -315,7 +343,8 @@ def _add_predict(sub) -> None:
 def _add_rank(sub) -> None:
     from pawtf.predict import DEFAULT_BATCH_SIZE, DEFAULT_SHEET, DEFAULT_THUMB
 
-    p = sub.add_parser("rank", help="rank one pet's photos best first and write a contact sheet")
+    p = sub.add_parser("rank", help=SUMMARIES["rank"],
+                       description=SUMMARIES["rank"])
     _add_model_options(p)
     p.add_argument("--sheet", default=DEFAULT_SHEET, help="contact sheet PNG (default: %(default)s)")
     p.add_argument("--out", metavar="CSV", help="also write the ranking as CSV")
@@ -330,17 +359,19 @@ def _add_rank(sub) -> None:
 def _add_crop(sub) -> None:
     from pawtf.crop import DEFAULT_MIN_GAIN, DEFAULT_OUT_DIR, DEFAULT_SALIENCY
 
-    p = sub.add_parser("crop", help="crop advice: score candidate crops, save the best if it raises the "
-                                    "score")
+    p = sub.add_parser("crop", help="crop advice: score candidate crops that keep the whole cat or dog, "
+                                    "save the best if it raises the score")
     _add_model_options(p)
-    p.add_argument("--out-dir", default=DEFAULT_OUT_DIR, help="where advised crops go, as <stem>_crop.jpg "
-                                                      "(default: %(default)s)")
+    p.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
+                   help="where advised crops go, as <stem>-<hash of the photo's path>_crop.jpg "
+                        "(default: %(default)s)")
     p.add_argument("--min-gain", type=float, default=DEFAULT_MIN_GAIN,
                    help="advise a crop only if it raises the score by this much (default: %(default)s)")
     p.add_argument("--saliency", default=DEFAULT_SALIENCY,
                    help="pawtf.explain method for the salient crops, or none (default: %(default)s)")
     p.add_argument("--preview", action="store_true",
-                   help="also write <stem>_crops.png: the photo with every candidate box and score")
+                   help="also write <stem>-<hash>_crops.png: the photo with the pet's box and every "
+                        "candidate box, and a legend of their scores")
     p.set_defaults(func=cmd_crop)
 
 
@@ -368,18 +399,17 @@ def cmd_explain(args) -> None:
 
 
 def _add_explain(sub) -> None:
-    from pawtf.explain import ALL, METHODS
-    from pawtf.explain.batch import DEFAULT_OUT
-    from pawtf.explain.rise import WEIGHTINGS
+    from pawtf.explain import ALL, DEFAULT_OUT, METHOD_NAMES, RISE_WEIGHTINGS
 
-    p = sub.add_parser("explain", help="saliency maps (gradients, Grad-CAM(++), RISE) and their scores")
+    p = sub.add_parser("explain", help=SUMMARIES["explain"],
+                       description=SUMMARIES["explain"])
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR",
                    help="photos and folders of photos (searched recursively)")
     p.add_argument("--model", required=True, help="a run folder (saliency needs the Keras model)")
     p.add_argument("--metadata", metavar="CSV", help="Id (= file stem) + the 12 flags, held fixed while "
                    "explaining (default: the Kaggle-layout CSV beside the photos' folder, else all 0)")
     p.add_argument("--methods", default=",".join(_EXPLAIN.methods),
-                   help="comma-separated, from: " + ", ".join(METHODS) + f"; or {ALL} for every method "
+                   help="comma-separated, from: " + ", ".join(METHOD_NAMES) + f"; or {ALL} for every method "
                    "(slow on a CPU: SmoothGrad takes about 10 s a photo, RISE a minute or more) "
                    "(default: %(default)s, a few seconds a photo)")
     p.add_argument("--target", help="what the maps explain: score (default), a flag name such as Eyes "
@@ -397,7 +427,7 @@ def _add_explain(sub) -> None:
     p.add_argument("--rise-masks", type=_positive_int, default=_EXPLAIN.rise_masks,
                    help="(default: %(default)s)")
     p.add_argument("--rise-grid", type=_positive_int, default=_EXPLAIN.rise_grid, help="(default: %(default)s)")
-    p.add_argument("--rise-weighting", choices=WEIGHTINGS, default=_EXPLAIN.rise_weighting,
+    p.add_argument("--rise-weighting", choices=RISE_WEIGHTINGS, default=_EXPLAIN.rise_weighting,
                    help="(default: %(default)s)")
     p.add_argument("--rise-no-center", action="store_true", help="the paper's raw sum (noisier) instead "
                    "of subtracting the mean weight")
@@ -440,27 +470,28 @@ def cmd_analyze_metadata(args) -> None:
 
 
 def _add_analyze_metadata(sub) -> None:
-    from pawtf.analysis import DEFAULT_BOOTSTRAP
-
-    p = sub.add_parser("analyze-metadata", help="what the 12 flags say about the score: per-flag effects, "
-                                                "chi-square vs terciles, logistic ranking, metadata-only RMSE")
+    p = sub.add_parser("analyze-metadata", help=SUMMARIES["analyze-metadata"],
+                       description=SUMMARIES["analyze-metadata"])
     p.add_argument("csv", metavar="CSV", help="a train.csv (Id, the 12 flags, Pawpularity)")
     p.add_argument("--out", default=os.path.join("runs", "metadata"),
                    help="folder for ranking.csv, metadata.png and metadata.json (default: %(default)s)")
-    p.add_argument("--folds", type=_positive_int, default=_DATA.folds,
+    p.add_argument("--folds", type=_positive_int, default=_ANALYSIS.folds,
                    help="folds of the metadata-only RMSE and the logistic AUC (default: %(default)s)")
-    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP,
+    p.add_argument("--bootstrap", type=int, default=_ANALYSIS.bootstrap,
                    help="resamples for the ranking's stability, 0 to skip (default: %(default)s)")
     p.add_argument("--seed", type=int, default=_TRAIN.seed, help="fold seed (default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true", help="drop bad rows with a report instead of failing")
     p.set_defaults(func=cmd_analyze_metadata)
 
 
-# One entry per subcommand: a function adding its parser (which sets `func`). Add new commands here.
-SUBCOMMANDS = [_add_demo_data, _add_train, _add_cv, _add_baseline, _add_export, _add_predict, _add_rank,
-               _add_crop, _add_explain, _add_analyze_metadata]
+# One entry per subcommand (its name in SUMMARIES): a function adding its parser, which sets `func`.
+SUBCOMMANDS = {"demo-data": _add_demo_data, "train": _add_train, "cv": _add_cv, "baseline": _add_baseline,
+               "export": _add_export, "predict": _add_predict, "rank": _add_rank, "crop": _add_crop,
+               "explain": _add_explain, "analyze-metadata": _add_analyze_metadata}
 
 
+#: Where exports go unless told (TF Serving's model base path: saved_models/NAME/<version>).
+SAVED_MODELS = "saved_models"
 #: Commands that never load TensorFlow.
 WITHOUT_TENSORFLOW = ("demo-data",)
 
@@ -468,13 +499,24 @@ EPILOG = """The hyperparameter search (KerasTuner) is its own command: python -m
 Each command has its own help: pawtf COMMAND --help."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``pawtf`` parser, with every subcommand's options, or only those of `command` (the others
+    keep their one line): building a subcommand's options imports what its defaults come from, so
+    ``pawtf --help`` and ``pawtf CMD --help`` build only what they show and answer at once."""
     parser = Parser(prog="pawtf", description=__doc__, epilog=EPILOG,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in SUBCOMMANDS:
-        add(sub)
+    for name, add in SUBCOMMANDS.items():
+        if command is None or command == name:
+            add(sub)
+        else:
+            sub.add_parser(name, help=SUMMARIES[name])
     return parser
+
+
+def _command_in(argv: list[str]) -> str:
+    """The subcommand named in `argv` ("" when none is)."""
+    return next((a for a in argv if not a.startswith("-")), "")
 
 
 @contextlib.contextmanager
@@ -498,7 +540,10 @@ def _library_log_to_stderr():
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 are printed as their own bytes
+        sys.stdout.reconfigure(errors="surrogateescape")
+    args = build_parser(_command_in(argv)).parse_args(argv)
     from pawtf.data.schema import DataError
     from pawtf.data.split import FoldError
     from pawtf.models.backbones import WeightsUnavailableError

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DataConfig", "ExplainConfig", "ModelConfig", "OversampleRule", "RunConfig", "TrainConfig",
+__all__ = ["AnalysisConfig", "DataConfig", "ExplainConfig", "ModelConfig", "OversampleRule", "RunConfig", "TrainConfig",
            "study_oversampling"]
 
 
@@ -28,7 +28,7 @@ __all__ = ["DataConfig", "ExplainConfig", "ModelConfig", "OversampleRule", "RunC
 class OversampleRule:
     """Extra copies for training rows whose score lies in `[low, high]` (inclusive).
 
-    Each copy is an augmented *view* of the image (see `pawtf.data.augment.VIEWS`): a row matched by
+    Each copy is an augmented *view* of the image (see `pawtf.data.views.VIEWS`): a row matched by
     several rules gets the union of their views, each once.
     """
 
@@ -148,6 +148,18 @@ class ExplainConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.rise_tol is not None and self.rise_tol <= 0:
             raise ValueError(f"rise_tol must be > 0 (or None), got {self.rise_tol}")
+
+
+@dataclasses.dataclass
+class AnalysisConfig:
+    """`pawtf analyze-metadata`'s defaults (`pawtf.analysis`).
+
+    >>> AnalysisConfig().bootstrap
+    200
+    """
+
+    folds: int = 5  # folds of the metadata-only RMSE and the logistic model's cross-validated AUC
+    bootstrap: int = 200  # resamples for the stability of the logistic ranking (0: none)
 
 
 @dataclasses.dataclass

@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-__all__ = ["ellipsize", "font", "label", "wrap"]
+__all__ = ["ellipsize", "font", "label", "label_size", "overlaps", "place_label", "tag_box", "with_legend",
+           "wrap"]
 
 
 def font(size: int):
@@ -68,3 +69,95 @@ def label(draw, xy, text: str, colour, font) -> tuple[int, int, int, int]:
     draw.rectangle(box, fill=(0, 0, 0))
     draw.text(xy, text, fill=colour, font=font)
     return box
+
+
+def label_size(draw, text: str, font) -> tuple[int, int]:
+    """(width, height) in pixels of the box :func:`label` draws for `text`."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    return right - left + 5, bottom - top + 3
+
+
+def overlaps(a, b) -> bool:
+    """Whether boxes (left, top, right, bottom), both edges inclusive as PIL draws them, share a pixel.
+
+    >>> overlaps((0, 0, 9, 9), (9, 0, 20, 9)), overlaps((0, 0, 9, 9), (10, 0, 20, 9))
+    (True, False)
+    """
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+def place_label(draw, spots, text: str, colour, font, taken: list, bounds) -> tuple[int, int, int, int] | None:
+    """Draw `text` as a :func:`label` at the first of `spots` (top-left corners of its box) where the box
+    lies inside `bounds` and overlaps none of `taken`; the box drawn is appended to `taken`.
+
+    Args:
+        draw: a PIL ``ImageDraw``.
+        spots: (x, y) positions to try, in order.
+        text, colour, font: as for :func:`label`.
+        taken: boxes already drawn (left, top, right, bottom, inclusive); updated.
+        bounds: (left, top, right, bottom) the box must stay in.
+
+    Returns:
+        The box drawn, or None when every spot was taken (nothing is drawn).
+
+    >>> from PIL import Image, ImageDraw
+    >>> draw, taken = ImageDraw.Draw(Image.new("RGB", (60, 40))), []
+    >>> first = place_label(draw, [(0, 0), (0, 20)], "1", "white", font(12), taken, (0, 0, 59, 39))
+    >>> second = place_label(draw, [(0, 0), (0, 20)], "2", "white", font(12), taken, (0, 0, 59, 39))
+    >>> first[1], second[1], len(taken)
+    (0, 20, 2)
+    """
+    width, height = label_size(draw, text, font)
+    for x, y in spots:
+        box = (int(x), int(y), int(x) + width - 1, int(y) + height - 1)
+        inside = bounds[0] <= box[0] and bounds[1] <= box[1] and box[2] <= bounds[2] and box[3] <= bounds[3]
+        if inside and not any(overlaps(box, other) for other in taken):
+            left, top, _, _ = draw.textbbox((0, 0), text, font=font)
+            drawn = label(draw, (box[0] + 2 - left, box[1] + 1 - top), text, colour, font)
+            taken.append(drawn)  # == box
+            return drawn
+    return None
+
+
+def tag_box(draw, box, text: str, colour, font, taken: list, bounds) -> tuple[int, int, int, int] | None:
+    """:func:`place_label` `text` inside the rectangle `box` (left, top, right, bottom, inclusive): along
+    its top edge, else its bottom edge, else its left edge, where it overlaps no label in `taken`."""
+    x0, y0, x1, y1 = box
+    width, height = label_size(draw, text, font)
+    xs = range(x0 + 2, max(x0 + 3, x1 - width), width + 1)
+    ys = range(y0 + height + 3, max(y0 + height + 4, y1 - 2 * height), height + 1)
+    spots = [(x, y0 + 2) for x in xs] + [(x, y1 - height - 1) for x in xs] + [(x0 + 2, y) for y in ys]
+    return place_label(draw, spots, text, colour, font, taken, bounds)
+
+
+def with_legend(image, rows, font, *, pad: int = 6, background=(24, 24, 24)):
+    """`image` on a canvas with a legend below it: one :func:`label` per (text, colour) row, stacked.
+
+    Args:
+        image: a PIL RGB image, pasted at the canvas's top left.
+        rows: (text, colour) pairs.
+        font: the labels' font.
+        pad: the margin around the legend.
+        background: the canvas colour.
+
+    Returns:
+        (canvas, boxes): the canvas (as wide as the image or the longest row) and the rows' label boxes.
+
+    >>> from PIL import Image
+    >>> canvas, boxes = with_legend(Image.new("RGB", (10, 10)), [("a", "red"), ("b", "blue")], font(12))
+    >>> canvas.height > 10 + 2 * 12, boxes[0][3] < boxes[1][1]
+    (True, True)
+    """
+    from PIL import Image, ImageDraw
+
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    sizes = [label_size(measure, text, font) for text, _ in rows]
+    canvas = Image.new("RGB", (max([image.width] + [w + 2 * pad for w, _ in sizes]),
+                               image.height + 2 * pad + sum(h + 2 for _, h in sizes)), background)
+    canvas.paste(image, (0, 0))
+    draw, boxes, y = ImageDraw.Draw(canvas), [], image.height + pad
+    for (text, colour), (_, height) in zip(rows, sizes):
+        boxes.append(place_label(draw, [(pad, y)], text, colour, font, [], (0, 0, canvas.width - 1,
+                                                                            canvas.height - 1)))
+        y += height + 2
+    return canvas, boxes

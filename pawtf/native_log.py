@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from typing import Iterator, Sequence
 
 __all__ = ["DECODE_NOISE", "STARTUP_CHATTER", "filtered_stderr", "import_tensorflow", "is_chatter"]
@@ -68,29 +69,38 @@ def is_chatter(line: str, patterns: Sequence[str] = STARTUP_CHATTER) -> bool:
 
 @contextlib.contextmanager
 def filtered_stderr(patterns: Sequence[str] = STARTUP_CHATTER) -> Iterator[None]:
-    """While the block runs, collect everything written to file descriptor 2; afterwards write back the
-    lines that match none of `patterns`. A no-op where stderr has no file descriptor (some notebooks)."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), fd)
+    """While the block runs, collect everything written to file descriptor 2 (where native libraries
+    write, whatever `sys.stderr` is at the time); afterwards write back the lines that match none of
+    `patterns`. Blocks in several threads take turns (one redirection at a time)."""
+    with _REDIRECTING:
+        _flush_stderr()
+        saved = os.dup(_STDERR_FD)
+        with tempfile.TemporaryFile(mode="w+b") as capture:
+            os.dup2(capture.fileno(), _STDERR_FD)
+            try:
+                yield
+            finally:
+                _flush_stderr()
+                os.dup2(saved, _STDERR_FD)
+                os.close(saved)
+                capture.seek(0)
+                text = capture.read().decode("utf-8", "replace")
+    kept = [line for line in text.splitlines(keepends=True) if not is_chatter(line, patterns)]
+    if kept:
+        sys.stderr.write("".join(kept))
+        sys.stderr.flush()
+
+
+_STDERR_FD = 2
+_REDIRECTING = threading.RLock()
+
+
+def _flush_stderr() -> None:
+    for stream in (sys.stderr, sys.__stderr__):
         try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, fd)
-            os.close(saved)
-            capture.seek(0)
-            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not is_chatter(line, patterns)]
-            if kept:
-                sys.stderr.write("".join(kept))
-                sys.stderr.flush()
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
 
 
 def import_tensorflow():

@@ -135,7 +135,8 @@ def write_scores(scores: Sequence[Score], out) -> None:
     under the flag's name; ``bucket`` and ``p_poor``, ``p_average``, ``p_great``), then ``error``
     (values empty on error), to a path or an open text file."""
     own = isinstance(out, (str, Path))
-    fh = open(out, "w", newline="") if own else out
+    # A file name that is not UTF-8 (possible on Linux) is written back as its own bytes.
+    fh = open(out, "w", newline="", errors="surrogateescape") if own else out
     extra = list(dict.fromkeys(k for s in scores for k in s.extra))
     try:
         writer = csv.writer(fh)

@@ -8,15 +8,17 @@ path-like Ids, missing and extra columns, encodings...) through validation, the 
 predict's ``metadata``. Each outcome is one of :data:`OUTCOMES`:
 
 * ``clear error``: refused, naming the file (or the CSV's line) and a readable problem;
+* ``unclear error``: refused, with TensorFlow's words for it (``jpeg::Uncompress failed``...);
 * ``handled``: used, with the right result (a photo's score within a tolerance of the model's score on
   the pixels the file holds, worked out here without the reader under test; a CSV's values as written);
 * ``crash``: an unexpected exception (or a good photo's score lost beside a bad one);
 * ``silently wrong``: a result for input that must be refused, or a wrong result;
 * ``hang``: no answer within the timeout (a named pipe is then given a writer to let the call end);
 
-and ``refused valid input`` marks a clear error where the input should have been used. Run
-``python tests/bad_inputs.py`` for the counts table (it builds a tiny run and its export, ~1 min);
-``tests/test_bad_inputs.py`` runs it in the test suite.
+and ``refused valid`` counts the errors where the input should have been used. :data:`KNOWN_DEFECTS`
+lists the failures left to other modules' owners. Run ``python tests/bad_inputs.py`` for the counts
+table (it builds a tiny run and its export first; ~1.5 min on 2 cores); ``tests/test_bad_inputs.py``
+runs it in the test suite.
 """
 
 from __future__ import annotations
@@ -33,12 +35,13 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["OUTCOMES", "CsvCase", "Models", "PhotoCase", "Result", "build_models", "csv_cases", "format_table",
-           "photo_cases", "run_corpus"]
+__all__ = ["FAILURES", "KNOWN_DEFECTS", "OUTCOMES", "CsvCase", "Models", "PhotoCase", "Result", "build_models",
+           "csv_cases", "format_table", "photo_cases", "run_corpus"]
 
-OUTCOMES = ("clear error", "handled", "crash", "silently wrong", "hang")
-PHOTO_TARGETS = ("predict/run", "predict/savedmodel", "rank/savedmodel", "validate", "explain", "crop")
-CSV_TARGETS = ("validate", "baseline", "predict --metadata")
+OUTCOMES = ("clear error", "unclear error", "handled", "crash", "silently wrong", "hang")
+FAILURES = ("unclear error", "crash", "silently wrong", "hang")
+#: (case, command) -> a defect known and not yet fixed (none now; the test tolerates only these).
+KNOWN_DEFECTS: dict = {}
 # Largest score differences (points) still counted as the right score: decoding noise on lossless files,
 # JPEG's reduced-scale decoding, and the in-graph decoder's measured train/serve skew on top.
 TOLERANCE = {"lossless": 0.05, "lossy": 0.6, "serving": 0.25}
@@ -84,7 +87,6 @@ class PhotoCase:
 
 def _sample(w: int = 160, h: int = 120, i: int = 1) -> np.ndarray:
     """A demo photo (a drawn pet: features the model responds to), w x h."""
-    from PIL import Image
 
     from pawtf.data.demo import generate_sample
 
@@ -102,7 +104,7 @@ def _encode(array_or_image, fmt: str, mode: str | None = None, **kw) -> bytes:
 
 
 def _bytes(data: Callable[[], bytes]) -> Callable[[Path, str], Path]:
-    def build(folder: Path, stem: str, ext: str = "") -> Path:
+    def build(folder: Path, stem: str) -> Path:
         path = folder / stem
         path.write_bytes(data())
         return path
@@ -159,7 +161,8 @@ def _flip(data: bytes, marker: bytes, at: int, n: int = 40) -> bytes:
     return bytes(out)
 
 
-def _oriented(orientation: int, fmt: str = "JPEG"):
+def _oriented(orientation: int, fmt: str = "JPEG") -> dict:
+    """A photo with that EXIF orientation: the case's ``build`` and ``reference`` (the photo upright)."""
     from PIL import Image
 
     transforms = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
@@ -170,8 +173,8 @@ def _oriented(orientation: int, fmt: str = "JPEG"):
     arr = _sample()
     data = _bytes(lambda: _encode(arr, fmt, exif=exif.tobytes(), **({"quality": 95} if fmt == "JPEG" else {})))
     if fmt == "JPEG":
-        return data, _raw_decode(transforms[orientation]), True
-    return data, (lambda path: np.ascontiguousarray(transforms[orientation](arr))), False
+        return {"build": data, "reference": _raw_decode(transforms[orientation])}
+    return {"build": data, "reference": lambda path: np.ascontiguousarray(transforms[orientation](arr))}
 
 
 def _special(kind: str) -> Callable[[Path, str], Path]:
@@ -273,10 +276,10 @@ def photo_cases() -> list[PhotoCase]:
         C("jpeg_grey", _bytes(lambda: _encode(grey, "JPEG", quality=95)), reference=_raw_decode(), lossy=True),
         C("jpeg_cmyk", _bytes(lambda: _encode(rgb, "JPEG", "CMYK", quality=95)), reference=_raw_decode(),
           lossy=True),
-        *[C(f"jpeg_exif_orientation_{o}", _oriented(o)[0], reference=_oriented(o)[1], lossy=True)
+        *[C(f"jpeg_exif_orientation_{o}", **_oriented(o), lossy=True)
           for o in range(2, 9)],
-        C("png_exif_orientation_6", _oriented(6, "PNG")[0], ".png", reference=_oriented(6, "PNG")[1]),
-        C("webp_exif_orientation_8", _oriented(8, "WEBP")[0], ".webp", reference=_raw_decode(np.rot90),
+        C("png_exif_orientation_6", ext=".png", **_oriented(6, "PNG")),
+        C("webp_exif_orientation_8", _oriented(8, "WEBP")["build"], ".webp", reference=_raw_decode(np.rot90),
           lossy=True),
         C("gif", _bytes(lambda: _encode(gif_pal, "GIF")), ".gif", reference=exact(np.asarray(gif_pal.convert("RGB")))),
         C("gif_transparent", _bytes(lambda: _encode(gif_pal, "GIF", transparency=1)), ".gif",
@@ -436,7 +439,7 @@ def csv_cases() -> list[CsvCase]:
         C("nul_byte", _table(_set(3, 2, "0\x001")), line=5),
         C("semicolons", _table(sep=";")),
         C("folder_named_csv", None),
-        C("missing_image", _table(), {"baseline": "accept", "predict --metadata": "accept"}, line=26),
+        C("missing_image", _table(), {"baseline": "accept", "predict --metadata": "accept"}, line=25),
         C("bom_and_crlf", "\ufeff" + _table(newline="\r\n"), accept, scores=_BASE_SCORES),
         C("spaces_and_quotes", _table(lambda rows: [r.__setitem__(13, f'" {r[13]} "') for r in rows]), accept,
           scores=_BASE_SCORES),
@@ -489,12 +492,15 @@ def _readable(message: str | None) -> bool:
     return bool(message and message.strip()) and not any(s in message for s in _TF_NOISE)
 
 
-def _clear_exception(err: BaseException) -> bool:
+def _raised(err: BaseException) -> str:
+    """The outcome of an exception: the errors the commands report to users, or a crash."""
     from pawtf.data.images import ImageError
     from pawtf.data.schema import DataError
     from pawtf.explain import ExplainError
 
-    return isinstance(err, (DataError, ImageError, ExplainError, FileNotFoundError)) and _readable(str(err))
+    if not isinstance(err, (DataError, ImageError, ExplainError, FileNotFoundError)):
+        return "crash"
+    return "clear error" if _readable(str(err)) else "unclear error"
 
 
 def _judge_score(case: PhotoCase, score: float | None, error: str | None, expected: float | None,
@@ -502,7 +508,7 @@ def _judge_score(case: PhotoCase, score: float | None, error: str | None, expect
     """(outcome, detail, refused valid input) of one photo's result."""
     if error is not None:
         refused_valid = case.expect == "score" and not (serving and case.serving_refuses)
-        return ("clear error" if _readable(error) else "crash"), error, refused_valid
+        return ("clear error" if _readable(error) else "unclear error"), error, refused_valid
     if case.expect == "refuse":
         return "silently wrong", f"scored {score:.2f}; must be refused", False
     if expected is None:
@@ -517,7 +523,7 @@ def _photo_results(case: PhotoCase, path: Path, good: Path, root: Path, models: 
                    explained: dict, timeout: float) -> list[Result]:
     from pawtf.crop import advise_crop
     from pawtf.data.folder import load_folder
-    from pawtf.predict import predict, rank
+    from pawtf.predict import predict, rank, write_scores
 
     out = []
     unblock = _unblocker(path)
@@ -526,7 +532,7 @@ def _photo_results(case: PhotoCase, path: Path, good: Path, root: Path, models: 
         if status == "hang":
             out.append(Result(case.name, target, "hang", f"no answer in {timeout:.0f} s"))
         elif status == "raised":
-            outcome = "clear error" if _clear_exception(value) else "crash"
+            outcome = _raised(value)
             out.append(Result(case.name, target, outcome, f"{type(value).__name__}: {value}"[:300],
                               outcome == "clear error" and case.expect == "score"))
         else:
@@ -538,9 +544,14 @@ def _photo_results(case: PhotoCase, path: Path, good: Path, root: Path, models: 
             return "crash", "the photo is missing from the results", False
         return _judge_score(case, s.score, s.error, expected, serving)
 
+    def predicted(scorer):  # and written as `pawtf predict --out` writes them
+        scores = predict(scorer, [path], progress=False)
+        write_scores(scores, os.devnull)
+        return scores
+
     for target, scorer, serving in (("predict/run", models.run_scorer, False),
                                     ("predict/savedmodel", models.saved_scorer, True)):
-        status, value = _timed(lambda: predict(scorer, [path], progress=False), timeout, unblock)
+        status, value = _timed(lambda scorer=scorer: predicted(scorer), timeout, unblock)
         add(target, status, value, lambda v, serving=serving: scored(v, serving))
 
     def ranked(v):
@@ -583,13 +594,12 @@ def _explain_all(run, cases_paths: list[tuple[PhotoCase, Path]], expected: dict,
     if status != "done":  # the whole batch failed: one at a time, to find the culprit
         results = {}
         for case, path in cases_paths:
-            status, value = _timed(lambda: explain_files(run, [path], config, out=out / case.name,
-                                                         progress=False), timeout, _unblocker(path))
+            status, value = _timed(lambda path=path, case=case: explain_files(
+                run, [path], config, out=out / case.name, progress=False), timeout, _unblocker(path))
             if status == "hang":
                 results[str(path)] = ("hang", f"no answer in {timeout:.0f} s", False)
             elif status == "raised":
-                outcome = "clear error" if _clear_exception(value) else "crash"
-                results[str(path)] = (outcome, f"{type(value).__name__}: {value}"[:300], False)
+                results[str(path)] = (_raised(value), f"{type(value).__name__}: {value}"[:300], False)
             else:
                 results.update(_explained(value, [(case, path)], expected, out / case.name))
         return results
@@ -635,11 +645,11 @@ def _csv_results(case: CsvCase, root: Path, csv_path: Path, photo: Path, models:
         if status == "hang":
             out.append(Result(case.name, target, "hang", f"no answer in {timeout:.0f} s"))
         elif status == "raised":
-            message = str(value)
-            clear = _clear_exception(value) and (case.line is None or f"line {case.line}" in message
-                                                 or target == "predict --metadata" and case.line is None)
-            out.append(Result(case.name, target, "clear error" if clear else "crash",
-                              f"{type(value).__name__}: {message}"[:300], clear and expect == "accept"))
+            outcome = _raised(value)
+            if outcome == "clear error" and case.line is not None and f"line {case.line}" not in str(value):
+                outcome = "unclear error"  # a row's problem must name its line
+            out.append(Result(case.name, target, outcome, f"{type(value).__name__}: {value}"[:300],
+                              outcome == "clear error" and expect == "accept"))
         elif expect == "refuse":
             out.append(Result(case.name, target, "silently wrong", "accepted; must be refused"))
         else:
@@ -704,24 +714,26 @@ def run_corpus(models: Models, work: Path, timeout: float = 120.0) -> list[Resul
 
 
 def format_table(results: list[Result]) -> str:
-    """Counts of each outcome per command, a total row, and every result that is not a clear error or
-    handled (and every refused valid input) below."""
-    targets = list(dict.fromkeys(r.target for r in results if r.outcome != "skipped"))
-    cases = {r.case for r in results}
-    skipped = sorted({r.case for r in results if r.outcome == "skipped"})
-    header = f"{'command':<20}" + "".join(f"{o:>16}" for o in OUTCOMES) + f"{'refused valid':>15}"
-    lines = [f"{len(cases)} cases ({len(skipped)} skipped here), {len(results) - len(skipped)} runs", header]
-    for target in targets + ["total"]:
-        mine = [r for r in results if r.outcome != "skipped" and (target == "total" or r.target == target)]
-        lines.append(f"{target:<20}" + "".join(f"{sum(r.outcome == o for r in mine):>16}" for o in OUTCOMES)
+    """Counts of each outcome per command and in all, then every failure (and refused valid input),
+    known defects marked."""
+    runs = [r for r in results if r.outcome != "skipped"]
+    skipped = [r for r in results if r.outcome == "skipped"]
+    widths = [max(len(o), 7) + 2 for o in OUTCOMES]
+    lines = [f"{len({r.case for r in results})} cases ({len(skipped)} skipped here), {len(runs)} runs",
+             f"{'command':<20}" + "".join(f"{o:>{w}}" for o, w in zip(OUTCOMES, widths)) + "  refused valid"]
+    for target in [*dict.fromkeys(r.target for r in runs), "total"]:
+        mine = [r for r in runs if target in ("total", r.target)]
+        lines.append(f"{target:<20}" + "".join(f"{sum(r.outcome == o for r in mine):>{w}}"
+                                               for o, w in zip(OUTCOMES, widths))
                      + f"{sum(r.refused_valid for r in mine):>15}")
-    bad = [r for r in results if r.outcome in ("crash", "silently wrong", "hang") or r.refused_valid]
-    if bad:
-        lines.append("")
-        lines += [f"{r.outcome.upper() if not r.refused_valid else 'REFUSED VALID'}: {r.case} via {r.target}: "
-                  f"{r.detail}" for r in bad]
+    for r in runs:
+        if r.outcome in FAILURES or r.refused_valid:
+            known = KNOWN_DEFECTS.get((r.case, r.target))
+            what = "refused valid input" if r.outcome not in FAILURES else r.outcome
+            lines.append(f"{what.upper()}{' (known: ' + known + ')' if known else ''}: {r.case} via "
+                         f"{r.target}: {r.detail.splitlines()[0] if r.detail else ''}")
     if skipped:
-        lines.append("skipped: " + "; ".join(f"{r.case} ({r.detail})" for r in results if r.outcome == "skipped"))
+        lines.append("skipped: " + "; ".join(f"{r.case} ({r.detail})" for r in skipped))
     return "\n".join(lines)
 
 
@@ -742,7 +754,7 @@ def build_models(work: Path) -> Models:
     values = np.random.default_rng(0).normal(0, 0.1, kernel.shape)
     kernel.assign((values - values.mean()).astype("float32"))
     RunFolder(work / "run").create(cfg).save_model(model)
-    export(load_run(work / "run"), work / "saved", check=False)
+    export(load_run(work / "run"), work / "saved", check=False, allow_unfinished=True)  # built, not trained
     return Models(load_scorer(work / "run"), load_scorer(work / "saved"))
 
 
@@ -750,7 +762,9 @@ def main() -> int:
     """Build the models and the corpus in a temporary folder; print the table."""
     import logging
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pawtf.native_log import import_tensorflow
+
+    import_tensorflow()  # without its start-up chatter
     logging.disable(logging.WARNING)  # the commands' warnings (no metadata given...) are expected here
     with tempfile.TemporaryDirectory() as tmp:
         models = build_models(Path(tmp))

@@ -83,7 +83,7 @@ def saved_base(run_dir, tmp_path_factory) -> Path:
     from pawtf.runs import load_run
 
     base = tmp_path_factory.mktemp("saved") / "pawpularity"
-    first = export(load_run(run_dir), base, check=False)
+    first = export(load_run(run_dir), base, check=False, allow_unfinished=True)  # built, not trained
     shutil.copytree(first, base / "2")  # a second version: the latest is used
     return base
 

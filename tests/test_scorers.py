@@ -199,7 +199,7 @@ def test_a_named_pipe_given_as_a_photo_is_refused_not_waited_on(scorer, saved_ba
     os.mkfifo(fifo)
     good = sorted((tiny_demo / "train").glob("*.jpg"))[0]
     for model in (load_scorer(saved_base), scorer):
-        scores = _without_blocking(lambda: predict(model, [good, fifo], progress=False), fifo)
+        scores = _without_blocking(lambda model=model: predict(model, [good, fifo], progress=False), fifo)
         assert [s.path for s in scores] == [str(good), str(fifo)] and scores[0].ok
         assert scores[1].error == "not a regular file (a named pipe)", model.description
 

@@ -223,8 +223,9 @@ def search_figure(table: pd.DataFrame, task: str, trivial: float):
     """The objective of each finished trial in `table` (`trials_table`), with the best so far, and
     against each hyperparameter that varied, beside the task's trivial baseline `trivial`.
 
-    The objective's axis spans the trials; a baseline far outside it is a labelled note at the edge
-    instead of a line that would squeeze the trials together. Hyperband trials are coloured by the
+    The objective's axis spans the trials; a baseline far outside it is a labelled arrow at the edge
+    instead of a line that would squeeze the trials together. Trial numbers are whole, learning rate
+    and weight decay have log axes with a few plain ticks, and Hyperband's trials are coloured by the
     epochs they trained (a 1-epoch trial is no match for a 12-epoch one).
 
     Returns:
@@ -258,8 +259,9 @@ def search_figure(table: pd.DataFrame, task: str, trivial: float):
     ax.set_xlabel("trial number")
     _objective_axis(ax, values, trivial, target, note=True)
     ax.set_ylabel(objective_label(task))
-    ax.legend(fontsize=7)
-    for ax, col in zip(axes[1:], panels):
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    for i, (ax, col) in enumerate(zip(axes[1:], panels), start=1):
         setting = done[col]
         if col in _LOG_SCALE or col == "dropout":
             for label, hit in groups:
@@ -276,7 +278,8 @@ def search_figure(table: pd.DataFrame, task: str, trivial: float):
             ax.set_xlim(-0.5, len(order) - 0.5)
         _objective_axis(ax, values, trivial, target, note=False)
         ax.set_xlabel(_PANELS[col])
-        ax.set_ylabel(objective_label(task) if ax is axes[cols * (axes.index(ax) // cols)] else "")
+        if i % cols == 0:  # the first column names the objective
+            ax.set_ylabel(objective_label(task))
     for ax in axes[n:]:
         ax.axis("off")
     fig.suptitle(f"{task} search: {len(done)} finished trials, {objective_label(task)}")
@@ -321,11 +324,12 @@ def _log_axis(ax, setting: np.ndarray, most: int = 5) -> None:
     ax.set_xscale("log")
     low, high = float(setting.min()), float(setting.max())
     margin = (high / low) ** 0.08 if high > low else 1.5
-    ax.set_xlim(low / margin, high * margin)
+    left, right = low / margin, high * margin
+    ax.set_xlim(left, right)
+    decades = range(math.floor(math.log10(left)), math.ceil(math.log10(right)) + 1)
     ticks = []
-    for subs in ((1, 2, 5), (1, 3), (1,)):
-        decades = range(math.floor(math.log10(low / margin)), math.ceil(math.log10(high * margin)) + 1)
-        ticks = [s * 10.0 ** d for d in decades for s in subs if low / margin <= s * 10.0 ** d <= high * margin]
+    for subs in ((1, 2, 5), (1, 3), (1,)):  # the finest steps that give at most `most` ticks
+        ticks = [s * 10.0**d for d in decades for s in subs if left <= s * 10.0**d <= right]
         if len(ticks) <= most:
             break
     if len(ticks) < 2:  # a range within one tick step: its ends

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import io
 import json
 import logging
 import os
@@ -45,130 +44,14 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from pawtf import tasks
+from tuning.space import SearchConfig
 
-import keras  # noqa: E402
-
-from pawtf import tasks  # noqa: E402
-from tuning.hypermodel import objective  # noqa: E402
-from tuning.report import SearchProgress, trial_number, write_summary  # noqa: E402
-from tuning.space import SearchConfig  # noqa: E402
-
-__all__ = ["BudgetSpent", "StopAtDeadline", "build_parser", "config_from_args", "is_worker", "main",
-           "make_tuner", "run_search", "tuner_seed"]
+__all__ = ["build_parser", "config_from_args", "is_worker", "main", "run_search"]
 
 logger = logging.getLogger("tuning.search")  # not __main__ under python -m tuning.search
 
 _D = SearchConfig()
-
-
-class BudgetSpent(Exception):
-    """The time budget is over: no new trial starts."""
-
-
-class StopAtDeadline(keras.callbacks.Callback):
-    """End the running trial's training after the epoch that crosses the deadline (the trial keeps
-    its best epoch so far), so a search ends within its budget plus one epoch."""
-
-    def __init__(self, deadline: float):
-        super().__init__()
-        self.deadline = deadline
-
-    def on_epoch_end(self, epoch, logs=None):
-        if time.time() > self.deadline:
-            self.model.stop_training = True
-
-
-def _tuner_class(base):
-    """`base` (a KerasTuner tuner class) with a time budget, a saved state from a trial's start and a
-    progress log."""
-
-    class PawTuner(base):
-        def __init__(self, *args, deadline: float, on_trial_done=None, progress=None, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._deadline = deadline
-            self._on_trial_done = on_trial_done
-            self._progress = progress
-
-        def pre_create_trial(self):
-            if time.time() > self._deadline:
-                raise BudgetSpent()
-
-        def on_trial_begin(self, trial):
-            super().on_trial_begin(trial)
-            # KerasTuner writes the tuner file only when a trial ends and reloads a search only when
-            # it exists: without this, a search killed in its first trial restarts from scratch.
-            self.save()
-            _log(self.project_dir, f"begin {trial.trial_id} {self.tuner_id}")
-            if self._progress:
-                self._progress.trial_begin(trial, *self.standing())
-
-        def on_trial_end(self, trial):
-            super().on_trial_end(trial)
-            _log(self.project_dir, f"end {trial.trial_id} {self.tuner_id}")
-            if self._progress:
-                ended = self.oracle.get_trial(trial.trial_id)  # the oracle's: scored, its final status
-                score = ended.score if ended.status == "COMPLETED" else None
-                self._progress.trial_end(trial, score, self.standing()[1])
-            if self._on_trial_done:
-                self._on_trial_done(self)
-
-        def standing(self) -> tuple[int, float | None]:
-            """(trials completed, the best objective so far or None)."""
-            done = [t for t in self.oracle.get_best_trials(10**6) if t.status == "COMPLETED"]
-            return len(done), (done[0].score if done else None)
-
-    PawTuner.__name__ = f"Paw{base.__name__}"
-    return PawTuner
-
-
-def _log(project_dir, line: str) -> None:
-    with open(Path(project_dir).parent / "events.log", "a") as f:
-        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
-
-
-def tuner_seed(seed: int) -> int:
-    """The seed KerasTuner gets for our `seed`: never 0, which its oracles replace with a random one.
-
-    >>> tuner_seed(0), tuner_seed(41), tuner_seed(-1) > 0
-    (1, 42, True)
-    """
-    return seed % (2**31 - 1) + 1
-
-
-def make_tuner(search: SearchConfig, hypermodel, deadline: float, on_trial_done=None, progress=None):
-    """The KerasTuner tuner of `search` in ``search.out / "tuner"`` (reloaded if a session ran there).
-
-    Args:
-        search: the search's settings (tuner, epochs, trials, seed).
-        hypermodel: builds and fits a trial (`tuning.hypermodel.PawHyperModel`).
-        deadline: ``time.time()`` after which no new trial starts (`BudgetSpent` is raised).
-        on_trial_done: called with the tuner after each trial.
-        progress: a `SearchProgress` told of each trial's beginning and end.
-
-    Returns:
-        The tuner; its trials are drawn from `tuner_seed` of ``search.seed``.
-    """
-    import keras_tuner as kt
-
-    from tuning.hypermodel import kt_objective
-
-    common = dict(objective=kt_objective(search.task), directory=str(search.out),
-                  project_name="tuner", overwrite=False, seed=tuner_seed(search.seed),
-                  deadline=deadline, on_trial_done=on_trial_done, progress=progress,
-                  max_retries_per_trial=1)
-    said = io.StringIO()  # KerasTuner prints "Reloading Tuner from ..."; run_search says it in words
-    with contextlib.redirect_stdout(said):
-        if search.tuner == "hyperband":
-            tuner = _tuner_class(kt.Hyperband)(hypermodel, max_epochs=search.max_epochs,
-                                               factor=search.hyperband_factor,
-                                               hyperband_iterations=1, **common)
-        else:
-            cls = kt.BayesianOptimization if search.tuner == "bayesian" else kt.RandomSearch
-            tuner = _tuner_class(cls)(hypermodel, max_trials=search.max_trials, **common)
-    if said.getvalue().strip():
-        logger.debug(said.getvalue().strip())
-    return tuner
 
 
 def is_worker() -> bool:
@@ -193,9 +76,13 @@ def run_search(search: SearchConfig, verbose: int = 1) -> dict | None:
         pawtf.data.schema.DataError: bad data. RuntimeError: no trial finished.
     """
     search.validate()
+    import keras
+
     from pawtf.data.demo import DEFAULT_N, is_demo_dir, make_demo
     from pawtf.train import load_table
     from tuning.hypermodel import PawHyperModel, SearchData
+    from tuning.report import SearchProgress, write_summary
+    from tuning.tuner import BudgetSpent, StopAtDeadline, make_tuner
 
     out = search.out
     out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +100,7 @@ def run_search(search: SearchConfig, verbose: int = 1) -> dict | None:
     held_out = sum(len(data.fold(k, search.base_run_config()).val) for k in data.fold_ids)
     logger.info("data OK: %d photos; the objective is measured on %d held-out photos%s", len(table),
                 held_out, f" ({search.folds} folds)" if search.folds > 1 else "")
-    target = objective(search.task)
+    target = tasks.get(search.task).objective
     progress = SearchProgress(target, search.budget_minutes, folds=len(data.fold_ids))
     hypermodel = PawHyperModel(search, data, verbose=max(0, verbose - 1), callbacks=[progress])
 
@@ -243,7 +130,7 @@ def run_search(search: SearchConfig, verbose: int = 1) -> dict | None:
 
 
 def _say_start(search: SearchConfig) -> None:
-    target = objective(search.task)
+    target = tasks.get(search.task).objective
     better = "lower" if target.direction == "min" else "higher"
     if is_worker():
         logger.info("worker %s: running trials handed out by the chief of search %r (outputs in %s)",
@@ -258,6 +145,8 @@ def _say_start(search: SearchConfig) -> None:
 
 
 def _say_resumed(search: SearchConfig, tuner) -> None:
+    from tuning.report import trial_number
+
     trials = {} if is_worker() else tuner.oracle.trials
     if trials:
         done = sum(t.status == "COMPLETED" for t in trials.values())
@@ -267,7 +156,9 @@ def _say_resumed(search: SearchConfig, tuner) -> None:
 
 
 def _say_end(search: SearchConfig, best: dict, seconds: float) -> None:
-    target = objective(search.task)
+    from tuning.report import trial_number
+
+    target = tasks.get(search.task).objective
     logger.info("search %r done: %d trials in all, %.1f min this session; best %s %.4g (trial %s), "
                 "against %.4g for the %s", search.name, best["trials_completed"], seconds / 60,
                 target.name, best[target.name], trial_number(best["trial_id"]),
@@ -427,6 +318,10 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(str(err))
     from pawtf.data.schema import DataError
+    from pawtf.data.split import FoldError
+    from pawtf.native_log import import_tensorflow
+
+    import_tensorflow()  # now, without its start-up chatter
 
     # Hyperband's later rounds load the previous round's checkpoint into a fresh model whose optimizer has
     # no variables yet: Keras warns that it skips the optimizer state, which is what Hyperband intends.
@@ -434,7 +329,7 @@ def main(argv=None) -> int:
     try:
         with _log_to_stderr(logging.WARNING if args.quiet else logging.INFO):
             best = run_search(search, verbose=0 if args.quiet else 1)
-    except DataError as err:
+    except (DataError, FoldError) as err:
         print(f"tuning.search: error: {err}", file=sys.stderr)
         return 2
     if best is not None:

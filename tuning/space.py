@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-
-import keras_tuner as kt
+from typing import TYPE_CHECKING
 
 from pawtf import tasks
 from pawtf.config import RunConfig
+
+if TYPE_CHECKING:  # annotations only: the search's --help needs no KerasTuner
+    import keras_tuner as kt
 
 __all__ = ["SearchConfig", "parse_units"]
 

@@ -46,6 +46,7 @@ from sklearn.metrics import log_loss, root_mean_squared_error
 from sklearn.model_selection import PredefinedSplit, cross_validate
 from sklearn.pipeline import make_pipeline
 
+from pawtf.config import AnalysisConfig
 from pawtf.data.schema import FLAGS, TARGET_COLUMN
 from pawtf.data.split import make_folds
 
@@ -65,7 +66,7 @@ ALPHA = 0.05
 #: |Cohen's d| below this is a negligible effect (Cohen's conventions: 0.2 small, 0.5 medium, 0.8 large).
 NEGLIGIBLE_D = 0.2
 #: Bootstrap resamples for the stability of the logistic ranking (0: skip).
-DEFAULT_BOOTSTRAP = 200
+DEFAULT_BOOTSTRAP = AnalysisConfig.bootstrap
 #: L2 penalty of the logistic fits (not on the intercept): vanishing, it only keeps Newton's system
 #: solvable; where the classes are separable the coefficients still run off (see `_SEPARATED`).
 _RIDGE = 1e-8

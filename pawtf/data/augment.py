@@ -1,14 +1,15 @@
 """Augmented views for the oversampled copies, as a Keras layer that runs on the accelerator.
 
-An oversampled training copy is an integer *view* code beside its image: the code's bits say which of the
-study's transforms it gets. `ViewAugment` applies them per sample inside the training graph (so on the
+An oversampled training copy is an integer *view* code beside its image (`pawtf.data.views`): the code's
+bits say which of the study's transforms it gets. `ViewAugment` applies them per sample inside the training graph (so on the
 GPU when there is one) and is the identity at inference (``training=False``), so validation, prediction,
 explanation and serving never see augmented pixels.
 
 Example:
 
 >>> import numpy as np
->>> from pawtf.data.augment import ViewAugment, view_code
+>>> from pawtf.data.augment import ViewAugment
+>>> from pawtf.data.views import view_code
 >>> images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
 >>> views = np.array([0, view_code(["flip"])], dtype="int32")
 >>> out = ViewAugment()([images, views], training=True)
@@ -19,26 +20,13 @@ True
 from __future__ import annotations
 
 import math
-from typing import Iterable
 
 import keras
 import tensorflow as tf
 
-__all__ = ["VIEWS", "ViewAugment", "gaussian_kernel", "view_code"]
+from pawtf.data.views import VIEWS, view_code
 
-#: The transforms a view can combine, and the bit each sets in a view code. 0 = the original image.
-VIEWS = {"flip": 1, "crop_blur": 2}
-
-
-def view_code(names: Iterable[str]) -> int:
-    """The integer code of a view combining the named transforms."""
-    code = 0
-    for name in names:
-        if name not in VIEWS:
-            raise ValueError(f"unknown view {name!r}; known: {', '.join(VIEWS)}")
-        code |= VIEWS[name]
-    return code
-
+__all__ = ["ViewAugment", "gaussian_kernel"]
 
 def gaussian_kernel(sigma: float) -> list[float]:
     """A normalised 1-D Gaussian kernel with radius ceil(3 sigma) (at least 1)."""

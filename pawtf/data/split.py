@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from pawtf.config import OversampleRule
-from pawtf.data.augment import view_code
+from pawtf.data.views import view_code
 from pawtf.data.schema import ID_COLUMN, TARGET_COLUMN
 
 __all__ = ["FoldError", "LeakageError", "VIEW_COLUMN", "check_no_leak", "make_folds", "oversample", "score_bins"]

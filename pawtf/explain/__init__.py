@@ -25,20 +25,41 @@ against ground-truth masks. :func:`pawtf.explain.batch.explain_files` is what ``
 
 from __future__ import annotations
 
+import importlib
 from typing import Iterable
 
 from pawtf.config import ExplainConfig
-from pawtf.explain.base import Explainer, Target, normalize_maps, target_for
-from pawtf.explain.cam import GradCAM, GradCAMPlusPlus
-from pawtf.explain.gradients import SmoothGrad, VanillaGradient
-from pawtf.explain.rise import RISE
 
-#: CLI name -> method class.
-METHODS: dict[str, type[Explainer]] = {
-    cls.name: cls for cls in (VanillaGradient, SmoothGrad, GradCAM, GradCAMPlusPlus, RISE)
+#: CLI name -> (module, class) of each method. The classes load TensorFlow, so they are imported when
+#: used (`METHODS`, `make_explainer`), not when names are checked (`check_method`, the CLI's --help).
+_WHERE = {
+    "vanilla": ("pawtf.explain.gradients", "VanillaGradient"),
+    "smoothgrad": ("pawtf.explain.gradients", "SmoothGrad"),
+    "gradcam": ("pawtf.explain.cam", "GradCAM"),
+    "gradcam++": ("pawtf.explain.cam", "GradCAMPlusPlus"),
+    "rise": ("pawtf.explain.rise", "RISE"),
 }
+#: The methods' CLI names, in the order they are listed.
+METHOD_NAMES = tuple(_WHERE)
+#: How RISE can weigh its masks (`pawtf.explain.rise`).
+RISE_WEIGHTINGS = ("prediction", "deviation")
+_LAZY = {cls: module for module, cls in _WHERE.values()}
+_LAZY.update({name: "pawtf.explain.base" for name in ("Explainer", "Target", "normalize_maps",
+                                                       "target_for")})
 
-#: What ``--methods`` takes for every method of :data:`METHODS`.
+
+def __getattr__(name: str):
+    """The method classes, `METHODS` (CLI name -> class) and the base's names, imported on first use."""
+    if name == "METHODS":
+        return {key: getattr(importlib.import_module(module), cls) for key, (module, cls) in _WHERE.items()}
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pawtf.explain' has no attribute {name!r}")
+
+
+#: Where `pawtf explain` writes unless told (`pawtf.explain.batch.explain_files`).
+DEFAULT_OUT = "explain"
+#: What ``--methods`` takes for every method.
 ALL = "all"
 
 #: Methods asked for by name that are deliberately not offered, with the reason.
@@ -62,8 +83,8 @@ def check_method(name: str) -> str:
     key = name.strip().lower()
     if key in NOT_OFFERED:
         raise ExplainError(f"{key} is not offered: {NOT_OFFERED[key]}")
-    if key not in METHODS:
-        raise ExplainError(f"unknown method {name.strip()!r}; choose from {', '.join(METHODS)}")
+    if key not in _WHERE:
+        raise ExplainError(f"unknown method {name.strip()!r}; choose from {', '.join(METHOD_NAMES)}")
     return key
 
 
@@ -92,14 +113,14 @@ def parse_methods(methods: str | Iterable[str] | None) -> tuple[str, ...]:
     names: list[str] = []
     for m in methods:
         if m.strip().lower() == ALL:
-            names += list(METHODS)
+            names += list(METHOD_NAMES)
         elif m.strip():
             names.append(check_method(m))
     return tuple(dict.fromkeys(names)) or parse_methods(None)
 
 
-def make_explainer(name: str, model, **kwargs) -> Explainer:
-    """The explainer called `name` (a key of :data:`METHODS`) bound to `model`; `kwargs` go to its class
+def make_explainer(name: str, model, **kwargs):
+    """The explainer called `name` (one of `METHOD_NAMES`) bound to `model`; `kwargs` go to its class
     (e.g. ``seed``, ``target``, ``batch_size``, RISE's ``masks``).
 
     >>> make_explainer("scorecam", None)
@@ -107,11 +128,12 @@ def make_explainer(name: str, model, **kwargs) -> Explainer:
     ...
     pawtf.explain.ExplainError: scorecam is not offered: tf-keras-vis ScoreCAM weights feature maps by a softmax over the model's outputs; the softmax of this model's single regression output is always 1, so its maps are meaningless. Use gradcam, gradcam++ or rise.
     """
-    return METHODS[check_method(name)](model, **kwargs)
+    module, cls = _WHERE[check_method(name)]
+    return getattr(importlib.import_module(module), cls)(model, **kwargs)
 
 
 __all__ = [
-    "ALL", "METHODS", "NOT_OFFERED", "ExplainError", "Explainer", "GradCAM", "GradCAMPlusPlus", "RISE",
-    "SmoothGrad", "Target", "VanillaGradient", "check_method", "make_explainer", "normalize_maps",
-    "parse_methods", "target_for",
+    "ALL", "DEFAULT_OUT", "METHODS", "METHOD_NAMES", "NOT_OFFERED", "RISE_WEIGHTINGS", "ExplainError", "Explainer", "GradCAM",
+    "GradCAMPlusPlus", "RISE", "SmoothGrad", "Target", "VanillaGradient", "check_method", "make_explainer",
+    "normalize_maps", "parse_methods", "target_for",
 ]

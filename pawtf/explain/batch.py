@@ -44,7 +44,7 @@ from pawtf.config import ExplainConfig
 from pawtf.data.images import ImageError, load_rgb
 from pawtf.data.photos import find_photos, photo_flags, resize_like_training
 from pawtf.data.schema import DataError
-from pawtf.explain import ExplainError, make_explainer, parse_methods, target_for
+from pawtf.explain import DEFAULT_OUT, ExplainError, make_explainer, parse_methods, target_for
 from pawtf.explain.figures import overlay_figure, score_grid
 from pawtf.explain.scores import deletion_auc, energy_ratio, insertion_auc, pointing_hit, random_map
 
@@ -52,8 +52,7 @@ __all__ = ["DEFAULT_OUT", "DISPLAY_SIDE", "RANDOM", "SUMMARY_FIELDS", "explain_f
 
 logger = logging.getLogger(__name__)
 
-#: Where the figures, maps and summaries go unless told.
-DEFAULT_OUT = "explain"
+
 #: Pseudo-method holding a random map's scores in the summaries.
 RANDOM = "random"
 SUMMARY_FIELDS = ("image", "path", "method", "score", "insertion_auc", "deletion_auc", "energy_ratio",
@@ -205,6 +204,9 @@ def explain_files(
     notes = [found.note] if found.note else []
     for note in notes:  # said now, before the work, and kept for the summary
         logger.warning("warning: " + note)
+    if run.trained_on_demo:
+        logger.warning(runs.DEMO_MODEL_NOTE)
+        notes.append(runs.DEMO_MODEL_NOTE)
     masks_dir = Path(masks_dir) if masks_dir is not None else None
     if masks_dir is not None and not masks_dir.is_dir():
         raise ExplainError(f"--masks {masks_dir}: not a folder")
@@ -262,7 +264,7 @@ def explain_files(
                 record["methods"][name]["beats_random"] = _beats(record["methods"][name],
                                                                  record["methods"][RANDOM])
         captions = _captions(record["methods"], chosen.name, scale)
-        overlay_figure(out / f"{stem}.png", photo, maps, score, title=stem, mask=mask, notes=captions,
+        overlay_figure(out / f"{stem}.png", photo, maps, score, title=_readable(stem), mask=mask, notes=captions,
                        titles={n: e.label or n for n, e in explainers.items()},
                        flagged=[n for n in maps if record["methods"][n].get("beats_random") is False],
                        footer=_footer(chosen.name) if captions else None,
@@ -353,8 +355,18 @@ def findings(means: dict, labels: dict[str, str] | None = None, name: str = "sco
     return lines
 
 
+def _readable(name: str) -> str:
+    """A file name for a figure: one that is not UTF-8 (its bytes kept as surrogates) shows a mark for
+    each byte matplotlib cannot draw.
+
+    >>> _readable("caf\udce9")
+    'caf\ufffd'
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", errors="surrogateescape") as fh:  # non-UTF-8 names: their own bytes
         writer = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
@@ -374,7 +386,8 @@ def _group_figures(out: Path, done, files, stems, explainers: dict, k) -> dict:
     saved = {stem: np.load(out / f"{stem}.npz") for stem in images}
     written = {}
     for name, explainer in explainers.items():
-        rows = {g: [(images[s], saved[s][name].astype(np.float32), score, s[:10]) for s, score in members]
+        rows = {g: [(images[s], saved[s][name].astype(np.float32), score, _readable(s[:10]))
+                    for s, score in members]
                 for g, members in groups.items()}
         written[name] = str(score_grid(out / f"groups_{name}.png", explainer.label or name, rows))
     return {"files": written, **{g: [s for s, _ in m] for g, m in groups.items()}}

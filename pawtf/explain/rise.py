@@ -46,11 +46,12 @@ import numpy as np
 import tensorflow as tf
 
 from pawtf.config import ExplainConfig
+from pawtf.explain import RISE_WEIGHTINGS
 from pawtf.explain.base import Explainer, normalize_maps
 
 __all__ = ["RISE", "WEIGHTINGS", "make_masks", "mask_draws", "resize_weights"]
 
-WEIGHTINGS = ("prediction", "deviation")
+WEIGHTINGS = RISE_WEIGHTINGS
 _DEFAULTS = ExplainConfig()
 
 

@@ -14,7 +14,9 @@ PosixPath('saved_models/pawpularity/1')
 
 from pawtf.export.decode import decode_batch, decode_image
 from pawtf.export.publish import (CHECK_TOLERANCE, IMAGE, IMAGE_BYTES, INFO_FILE, METADATA, SERVING_DECODED,
-                                  SERVING_DEFAULT, ExportError, export, read_info, versions)
+                                  SERVING_DEFAULT, WARMUP_BATCH_SIZES, WARMUP_FILE, ExportError, default_name,
+                                  export, prediction_log, read_info, versions, warmup_requests)
 
 __all__ = ["CHECK_TOLERANCE", "ExportError", "IMAGE", "IMAGE_BYTES", "INFO_FILE", "METADATA", "SERVING_DECODED",
-           "SERVING_DEFAULT", "decode_batch", "decode_image", "export", "read_info", "versions"]
+           "SERVING_DEFAULT", "WARMUP_BATCH_SIZES", "WARMUP_FILE", "decode_batch", "decode_image", "default_name",
+           "export", "prediction_log", "read_info", "versions", "warmup_requests"]

@@ -1,9 +1,10 @@
 """The in-graph image decoder of the exported SavedModel: encoded bytes to the pixels training sees.
 
 Decoding mirrors the training reader (:mod:`pawtf.data.images`, PIL) closely: JPEGs are decoded with the
-accurate integer DCT at the same reduced scale PIL's ``draft`` picks, their EXIF orientation is applied,
-transparency is composited over white (PNG: only where the file has any; 1, 2 and 4-bit greys and
-palettes included), and resizing is an antialiased Lanczos-3 rounded to whole pixel
+accurate integer DCT at the same reduced scale PIL's ``draft`` picks, the EXIF orientation of JPEGs, PNGs
+(an ``eXIf`` chunk before the image data) and WebPs is applied, transparency is composited over white
+(PNG: only where the file has any, 1, 2 and 4-bit greys and palettes included; GIF: its transparent
+colour), and resizing is an antialiased Lanczos-3 rounded to whole pixel
 values, in PIL's order of passes. Measured train/serve skew on real photos: see ``benchmarks/serving.py``
 and the README.
 
@@ -27,7 +28,7 @@ __all__ = ["decode_batch", "decode_image", "resize"]
 _HEADER_BYTES = 30
 _EXIF_SCAN_BYTES = 1 << 16  # EXIF sits in APP1, within the first 64 KiB of a JPEG
 _MAX_SEGMENTS = 32
-_MAX_PNG_CHUNKS = 1024  # chunks walked looking for tRNS before a PNG's image data
+_MAX_CHUNKS = 1024  # PNG chunks, WebP chunks or GIF blocks walked looking for transparency and EXIF
 
 
 def _bytes_at(data: tf.Tensor, start: int, length: int) -> tf.Tensor:
@@ -85,15 +86,25 @@ def _header_size(data: tf.Tensor, head: tf.Tensor, fmt: dict[str, tf.Tensor]) ->
     ], default=lambda: tf.zeros([2], tf.int64))
 
 
-def _exif_orientation(data: tf.Tensor) -> tf.Tensor:
-    """The EXIF orientation (1-8) of a JPEG, read in-graph from its APP1 segment; 1 when absent or broken."""
-    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, 0, _EXIF_SCAN_BYTES), tf.uint8), tf.int32)
+def _window(data: tf.Tensor, start: tf.Tensor, length: int):
+    """(at, n): ``at(i)`` is byte ``start + i`` of ``data`` as int32 (0 outside the ``length`` bytes
+    from ``start`` and past the end), ``n`` how many bytes there are."""
+    start = tf.clip_by_value(tf.convert_to_tensor(start, tf.int32), 0, tf.strings.length(data))
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, start, length), tf.uint8), tf.int32)
     raw = tf.concat([raw, tf.zeros([16], tf.int32)], 0)  # reads past the end see zeros
     n = tf.shape(raw)[0] - 16
 
     def at(i):
         i = tf.convert_to_tensor(i, tf.int32)
         return tf.where((i >= 0) & (i < n), tf.gather(raw, tf.clip_by_value(i, 0, n - 1)), 0)
+
+    return at, n
+
+
+def _jpeg_exif(data: tf.Tensor) -> tf.Tensor:
+    """Where a JPEG's EXIF TIFF structure starts (in its APP1 segment, within the first 64 KiB); -1 if
+    none."""
+    at, n = _window(data, 0, _EXIF_SCAN_BYTES)
 
     def find_app1(pos, found, done, steps):
         marker = at(pos + 1)
@@ -111,9 +122,33 @@ def _exif_orientation(data: tf.Tensor) -> tf.Tensor:
     _, tiff, _, _ = tf.while_loop(
         lambda pos, found, done, steps: ~done & (steps < _MAX_SEGMENTS) & (pos + 4 <= n),
         find_app1, (tf.constant(2), tf.constant(-1), tf.constant(False), tf.constant(0)))
+    return tiff
 
-    little = tf.equal(at(tiff), 0x49) & tf.equal(at(tiff + 1), 0x49)
-    big = tf.equal(at(tiff), 0x4D) & tf.equal(at(tiff + 1), 0x4D)
+
+def _webp_exif(data: tf.Tensor) -> tf.Tensor:
+    """Where a WebP's EXIF TIFF structure starts (its ``EXIF`` chunk, after an optional ``Exif``
+    prefix); -1 if none."""
+    n = tf.strings.length(data)
+
+    def step(pos, found, done, steps):
+        size = tf.reduce_sum(tf.cast(_bytes_at(data, pos + 4, 4), tf.int64) * [1, 2 ** 8, 2 ** 16, 2 ** 24])
+        exif = tf.equal(tf.strings.substr(data, pos, 4), b"EXIF")
+        following = tf.minimum(tf.cast(pos, tf.int64) + 8 + size + size % 2, tf.cast(n, tf.int64))
+        return tf.cast(following, tf.int32), tf.where(exif, pos + 8, found), exif, steps + 1
+
+    _, found, _, _ = tf.while_loop(
+        lambda pos, found, done, steps: ~done & (steps < _MAX_CHUNKS) & (pos + 8 <= n),
+        step, (tf.constant(12), tf.constant(-1), tf.constant(False), tf.constant(0)))
+    prefixed = tf.equal(tf.strings.substr(data, tf.maximum(found, 0), 6), b"Exif\0\0")
+    return tf.where((found >= 0) & prefixed, found + 6, found)
+
+
+def _tiff_orientation(data: tf.Tensor, tiff: tf.Tensor) -> tf.Tensor:
+    """The EXIF orientation (1-8) in the TIFF structure starting at byte ``tiff`` of ``data``; 1 when
+    ``tiff`` is -1 or the structure is broken (as the training reader treats a broken EXIF block)."""
+    at, _ = _window(data, tiff, _EXIF_SCAN_BYTES)
+    little = tf.equal(at(0), 0x49) & tf.equal(at(1), 0x49)
+    big = tf.equal(at(0), 0x4D) & tf.equal(at(1), 0x4D)
 
     def u16(i):
         return tf.where(little, at(i) + at(i + 1) * 256, at(i) * 256 + at(i + 1))
@@ -122,7 +157,7 @@ def _exif_orientation(data: tf.Tensor) -> tf.Tensor:
         lo, hi = u16(i), u16(i + 2)
         return tf.where(little, lo + hi * 65536, lo * 65536 + hi)
 
-    ifd = tiff + u32(tiff + 4)
+    ifd = u32(4)
     count = tf.clip_by_value(u16(ifd), 0, 256)
     entries = ifd + 2 + 12 * tf.range(count)
     tags = u16(entries)  # vectorised over all entries
@@ -133,26 +168,68 @@ def _exif_orientation(data: tf.Tensor) -> tf.Tensor:
     return tf.where(ok, value, 1)
 
 
-def _png_has_alpha(data: tf.Tensor, head: tf.Tensor) -> tf.Tensor:
-    """Whether a PNG carries transparency (boolean scalar): an alpha channel (colour type 4 or 6) or a
-    ``tRNS`` chunk, which must come before the first ``IDAT``. The chunks are walked from the signature
-    to the first ``IDAT``; where that takes more than ``_MAX_PNG_CHUNKS`` steps the answer is True
-    (libpng's own alpha is kept)."""
+def _png_chunks(data: tf.Tensor, head: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(has_alpha, exif) of a PNG, from its chunks before the first ``IDAT`` (where ``tRNS`` must be, and
+    ``eXIf`` is written). ``has_alpha``: an alpha channel (colour type 4 or 6) or a ``tRNS`` chunk; True
+    too where the walk gives up after ``_MAX_CHUNKS`` chunks (libpng's alpha is then kept). ``exif``:
+    where the ``eXIf`` chunk's TIFF structure starts, -1 if none."""
     n = tf.strings.length(data)
 
-    def step(pos, found, done, steps):
+    def step(pos, trns, exif, done, steps):
         size = tf.reduce_sum(tf.cast(_bytes_at(data, pos, 4), tf.int64) * [2 ** 24, 2 ** 16, 2 ** 8, 1])
         kind = tf.strings.substr(data, pos + 4, 4)
-        trns = tf.equal(kind, b"tRNS")
-        stop = trns | tf.equal(kind, b"IDAT") | tf.equal(kind, b"IEND")
-        following = tf.cast(tf.minimum(tf.cast(pos, tf.int64) + 12 + size, tf.cast(n, tf.int64)), tf.int32)
-        return following, found | trns, stop, steps + 1
+        stop = tf.equal(kind, b"IDAT") | tf.equal(kind, b"IEND")
+        following = tf.minimum(tf.cast(pos, tf.int64) + 12 + size, tf.cast(n, tf.int64))
+        exif = tf.where(tf.equal(kind, b"eXIf") & (exif < 0), pos + 8, exif)
+        return tf.cast(following, tf.int32), trns | tf.equal(kind, b"tRNS"), exif, stop, steps + 1
 
-    _, found, done, _ = tf.while_loop(
-        lambda pos, found, done, steps: ~done & (steps < _MAX_PNG_CHUNKS) & (pos + 8 <= n),
-        step, (tf.constant(8), tf.constant(False), tf.constant(False), tf.constant(0)))
+    _, trns, exif, done, _ = tf.while_loop(
+        lambda pos, trns, exif, done, steps: ~done & (steps < _MAX_CHUNKS) & (pos + 8 <= n),
+        step, (tf.constant(8), tf.constant(False), tf.constant(-1), tf.constant(False), tf.constant(0)))
     colour_type = head[25]
-    return tf.equal(colour_type, 4) | tf.equal(colour_type, 6) | found | ~done
+    return tf.equal(colour_type, 4) | tf.equal(colour_type, 6) | trns | ~done, exif
+
+
+def _replace(data: tf.Tensor, pos: tf.Tensor, new: tf.Tensor | bytes, length: int) -> tf.Tensor:
+    """``data`` with its ``length`` bytes from ``pos`` replaced by ``new``."""
+    return tf.strings.join([tf.strings.substr(data, 0, pos), new,
+                            tf.strings.substr(data, pos + length, tf.strings.length(data))])
+
+
+def _gif_opaque(data: tf.Tensor) -> tf.Tensor:
+    """The GIF with its first image's transparent colour made opaque white (that colour-table entry set
+    to white, the transparency flag cleared), so TensorFlow decodes what the training reader composites
+    over white (it gives black); unchanged without transparency, or where the blocks before the first
+    image run past 64 KiB."""
+    at, n = _window(data, 0, _EXIF_SCAN_BYTES)
+    global_entries = tf.where(at(10) >= 128, 2 ** (at(10) % 8 + 1), 0)
+
+    def step(pos, gce, in_blocks, done, steps):
+        # Between blocks: 0x21 starts an extension (0xF9: graphic control), anything else ends the walk
+        # (0x2C: the first image). In an extension's sub-blocks: a length byte, 0 ending them.
+        b = at(pos)
+        extension = ~in_blocks & tf.equal(b, 0x21)
+        gce = tf.where(extension & tf.equal(at(pos + 1), 0xF9), pos, gce)
+        new_pos = tf.where(in_blocks, pos + b + 1, tf.where(extension, pos + 2, pos))
+        new_in_blocks = tf.where(in_blocks, tf.not_equal(b, 0), extension)
+        return new_pos, gce, new_in_blocks, ~in_blocks & ~extension, steps + 1
+
+    image, gce, _, _, _ = tf.while_loop(
+        lambda pos, gce, in_blocks, done, steps: ~done & (steps < _MAX_CHUNKS) & (pos < n),
+        step, (13 + 3 * global_entries, tf.constant(-1), tf.constant(False), tf.constant(False),
+               tf.constant(0)))
+    flags, index = at(gce + 3), at(gce + 6)
+    local = at(image + 9) >= 128
+    table = tf.where(local, image + 10, 13)
+    entries = tf.where(local, 2 ** (at(image + 9) % 8 + 1), global_entries)
+    usable = ((gce >= 0) & tf.equal(at(image), 0x2C) & tf.equal(at(gce + 2), 4) & tf.equal(flags % 2, 1)
+              & (index < entries))
+
+    def opaque():
+        cleared = tf.gather(tf.constant([bytes([v]) for v in range(256)]), flags - 1)
+        return _replace(_replace(data, gce + 3, cleared, 1), table + 3 * index, b"\xff\xff\xff", 3)
+
+    return tf.cond(usable, opaque, lambda: data)
 
 
 def _orient(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
@@ -243,8 +320,9 @@ def decode_image(data: tf.Tensor, size: int, index: tf.Tensor | int = 0,
     """Decode one encoded image (scalar tf.string) into float32 [size, size, 3] RGB pixels 0-255, in-graph.
 
     Mirrors :func:`pawtf.data.images.decode_rgb`: JPEG reduced-scale decoding as PIL's ``draft``, EXIF
-    orientation (JPEG), alpha over white, Lanczos resize. Fails with ``InvalidArgumentError`` naming
-    ``image_bytes[index]`` for data that is not an image or has more than ``max_pixels`` pixels.
+    orientation (JPEG, PNG, WebP), alpha and transparent colours over white, Lanczos resize. Fails with
+    ``InvalidArgumentError`` naming ``image_bytes[index]`` for data that is not an image (or is truncated
+    or corrupt) or has more than ``max_pixels`` pixels.
     """
     where = tf.strings.format("image_bytes[{}]", [index])
     length = tf.strings.length(data)
@@ -270,19 +348,22 @@ def decode_image(data: tf.Tensor, size: int, index: tf.Tensor | int = 0,
         decoded = tf.switch_case(tf.cast(branch, tf.int32), [
             (lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r, dct_method="INTEGER_ACCURATE"))
             for r in (1, 2, 4, 8)])
-        return resize(_orient(decoded, _exif_orientation(data)), size)
+        return resize(_orient(decoded, _tiff_orientation(data, _jpeg_exif(data))), size)
 
     def png():
         # Four channels: libpng expands palettes, greys and tRNS transparency to RGBA. Without
         # transparency its alpha is a filler of the file's bit depth (1, 3 or 15 below 8 bits, not 255):
         # dropped, as PIL has no alpha for such a file.
         rgba = tf.io.decode_png(data, channels=4)
-        return resize(tf.cond(_png_has_alpha(data, head), lambda: _over_white(rgba),
-                              lambda: tf.cast(rgba[..., :3], tf.float32)), size)
+        has_alpha, exif = _png_chunks(data, head)
+        rgb = tf.cond(has_alpha, lambda: _over_white(rgba), lambda: tf.cast(rgba[..., :3], tf.float32))
+        return resize(_orient(rgb, _tiff_orientation(data, exif)), size)
 
     def other():
-        # GIF, BMP, WebP in their own channel count (WebP cannot be asked for a channel it lacks).
-        decoded = tf.cast(tf.io.decode_image(data, channels=0, expand_animations=False), tf.float32)
+        # GIF, BMP, WebP in their own channel count (WebP cannot be asked for a channel it lacks); a GIF's
+        # transparent colour made white first, a WebP's EXIF orientation applied after.
+        source = tf.cond(fmt["gif"], lambda: _gif_opaque(data), lambda: data)
+        decoded = tf.cast(tf.io.decode_image(source, channels=0, expand_animations=False), tf.float32)
         channels = tf.shape(decoded)[-1]
         rgb = tf.switch_case(tf.clip_by_value(channels, 1, 4) - 1, [
             lambda: tf.tile(decoded[..., :1], [1, 1, 3]),
@@ -291,7 +372,8 @@ def decode_image(data: tf.Tensor, size: int, index: tf.Tensor | int = 0,
             # 32-bit BMP rows carry an unused fourth byte, not alpha (as PIL reads them).
             lambda: tf.cond(fmt["bmp"], lambda: decoded[..., :3], lambda: _over_white(decoded)),
         ])
-        return resize(rgb, size)
+        orientation = tf.cond(fmt["webp"], lambda: _tiff_orientation(data, _webp_exif(data)), lambda: 1)
+        return resize(_orient(rgb, orientation), size)
 
     with tf.control_dependencies([check_size, check_bmp]):
         image = tf.case([

@@ -60,9 +60,10 @@ from pawtf.data.images import DEFAULT_MAX_PIXELS
 from pawtf.data.schema import FLAGS
 from pawtf.export.decode import decode_batch, resize
 
-__all__ = ["CHECK_TOLERANCE", "ExportError", "IMAGE", "IMAGE_BYTES", "INFO_FILE", "METADATA", "SERVING_DECODED",
-           "SERVING_DEFAULT", "WARMUP_BATCH_SIZES", "WARMUP_FILE", "export", "prediction_log", "read_info",
-           "versions", "warmup_requests"]
+__all__ = ["CHECK_TOLERANCE", "IMAGE", "IMAGE_BYTES", "INFO_FILE", "METADATA", "SERVING_DECODED",
+           "SERVING_DEFAULT", "WARMUP_BATCH_SIZES", "WARMUP_FILE", "ExportError", "default_name", "export",
+           "prediction_log",
+           "read_info", "versions", "warmup_requests"]
 
 #: Signature names and their input and output keys.
 SERVING_DEFAULT = "serving_default"
@@ -297,8 +298,25 @@ def _check(path: Path, model, task, size: int, uses_metadata: bool,
                               "nothing was published")
 
 
-def export(run, out: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, check: bool = True) -> Path:
+def default_name(run) -> str:
+    """The model name an export of `run` goes under (``saved_models/<name>/<N>``, TF Serving's
+    ``MODEL_NAME``): ``pawpularity`` for a score model, ``pawpularity_<task>`` for the others, whose
+    outputs differ (a client of one would break on the other's versions).
+
+    >>> class Run: task = __import__("pawtf.tasks", fromlist=["get"]).get("buckets")
+    >>> default_name(Run())
+    'pawpularity_buckets'
+    """
+    task = run.task.name
+    return "pawpularity" if task == "score" else "pawpularity_" + task.replace("-", "_")
+
+
+def export(run, out: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, check: bool = True,
+           allow_unfinished: bool = False) -> Path:
     """Export ``run`` (a :class:`pawtf.runs.Run`) to ``out/<N>/``, N the next integer version.
+
+    A run whose training did not finish (killed: no metrics yet) is refused unless
+    ``allow_unfinished``: its model is only the best epoch so far, never evaluated.
 
     The SavedModel is written to a hidden ``out/.partial-*`` folder, checked against the Keras model
     (``check``), synced to disk and renamed to ``out/<N>``; an existing version is never replaced (if
@@ -306,6 +324,10 @@ def export(run, out: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, check:
     pixel count of an image accepted by ``serving_default`` (decompression-bomb guard). The version holds
     TF Serving's warm-up requests (:data:`WARMUP_FILE`, named after ``out``'s folder as the model).
     """
+    if not run.finished and not allow_unfinished:
+        raise ExportError(f"{run.path} is an unfinished run (its training was stopped before the end: no "
+                          "metrics yet); resume it with the same train command, or pass --allow-unfinished "
+                          "to export its best epoch so far")
     base = Path(out)
     if base.exists() and not base.is_dir():
         raise ExportError(f"{base} exists and is not a folder")
@@ -346,7 +368,8 @@ def _info(run, max_pixels: int) -> dict:
     return {
         "pawtf_version": _pawtf_version(),
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "run": str(Path(run.path).resolve()),
+        "run": Path(run.path).resolve().name,  # a name, never a local path
+        "trained_on": run.metrics.get("trained_on") or {"synthetic_demo": run.trained_on_demo},
         "image_size": int(run.image_size),
         "uses_metadata": uses_metadata,
         "flags": list(FLAGS) if uses_metadata else [],
@@ -360,8 +383,23 @@ def _info(run, max_pixels: int) -> dict:
         "max_pixels": max_pixels,
         "warmup": {"file": WARMUP_FILE, "signature": SERVING_DEFAULT, "batch_sizes": list(WARMUP_BATCH_SIZES)},
         "metrics": run.metrics,
-        "config": run.config.to_dict(),
+        "config": _portable(run.config.to_dict()),
     }
+
+
+def _portable(config: dict) -> dict:
+    """`config` with its local paths (the data folder, a weights file) reduced to their names.
+
+    >>> _portable({"data": {"data_dir": "/home/me/data/demo"}, "model": {"weights": "/w/lite.h5"}})
+    {'data': {'data_dir': 'demo'}, 'model': {'weights': 'lite.h5'}}
+    """
+    config = json.loads(json.dumps(config))
+    data, model = config.get("data", {}), config.get("model", {})
+    if data.get("data_dir"):
+        data["data_dir"] = Path(data["data_dir"]).name
+    if model.get("weights") not in (None, "imagenet", "none"):
+        model["weights"] = Path(model["weights"]).name
+    return config
 
 
 def _publish(tmp: Path, base: Path) -> Path:

@@ -40,12 +40,9 @@ _STORAGE_DTYPES = {
     "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
-try:  # numpy has no bfloat16; ml_dtypes (a TensorFlow dependency) does
-    import ml_dtypes
-
-    _STORAGE_DTYPES["BFloat16Storage"] = ml_dtypes.bfloat16
-except ImportError:  # pragma: no cover
-    pass
+# numpy has no bfloat16; ml_dtypes (a TensorFlow dependency) does. It costs ~1 s to import, so it is
+# imported when a bfloat16 storage is met, not when this module is.
+_STORAGE_DTYPES["BFloat16Storage"] = "bfloat16"
 
 
 class _StorageType:
@@ -53,7 +50,16 @@ class _StorageType:
 
     def __init__(self, name, dtype):
         self.name = name
-        self.dtype = np.dtype(dtype).newbyteorder("<")
+        self._dtype = dtype
+
+    @property
+    def dtype(self) -> np.dtype:
+        dtype = self._dtype
+        if isinstance(dtype, str) and dtype == "bfloat16":
+            import ml_dtypes
+
+            dtype = ml_dtypes.bfloat16
+        return np.dtype(dtype).newbyteorder("<")
 
     def __repr__(self):
         return f"_StorageType({self.name})"

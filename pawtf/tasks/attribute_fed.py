@@ -25,8 +25,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # annotations only: reading the tasks needs no pandas
+    import pandas as pd
 
 from pawtf.data.schema import FLAGS, ID_COLUMN
 from pawtf.tasks.base import Task, get, register
@@ -160,6 +164,7 @@ def predicted_flags(stage1, cfg, data, verbose="auto") -> pd.DataFrame:
         A table indexed by Id: column ``role`` (``oof`` or ``val``) and the 12 flags.
     """
     import keras
+    import pandas as pd
 
     from pawtf.data.pipeline import make_dataset
     from pawtf.data.split import make_folds

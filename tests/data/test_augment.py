@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pawtf.data.augment import VIEWS, ViewAugment, gaussian_kernel, view_code
+from pawtf.data.augment import ViewAugment, gaussian_kernel
+from pawtf.data.views import VIEWS, view_code
 
 
 def images(n=4, size=40):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from pawtf.config import OversampleRule, study_oversampling
-from pawtf.data.augment import VIEWS
+from pawtf.data.views import VIEWS
 from pawtf.data.split import LeakageError, check_no_leak, make_folds, oversample
 
 

@@ -14,6 +14,7 @@ from pawtf.config import ExplainConfig
 from pawtf.explain import METHODS as ALL_METHODS, parse_methods
 from pawtf.explain import batch
 from pawtf.explain.batch import explain_files
+from pawtf.runs import DEMO_MODEL_NOTE
 
 METHODS = "vanilla,gradcam,gradcam++,rise"
 
@@ -96,7 +97,8 @@ def test_metadata_from_the_kaggle_layout_and_a_loaded_run(tiny_run, tiny_demo, t
     photo = sorted((tiny_demo / "train").glob("*.jpg"))[0]
     summary = explain_files(load_run(tiny_run), [photo], ExplainConfig(methods=("vanilla",), scores=False),
                             out=tmp_path / "o", progress=False)
-    assert summary["n_images"] == 1 and summary["n_errors"] == 0 and not summary["notes"]
+    assert summary["n_images"] == 1 and summary["n_errors"] == 0
+    assert summary["notes"] == [DEMO_MODEL_NOTE]  # flags found beside the photos; the run learnt from demo data
     assert (tmp_path / "o" / f"{photo.stem}.png").exists()
     assert "insertion_auc" not in summary["methods"]["vanilla"]
     with pytest.raises(FileNotFoundError, match="not a pawtf run folder"):

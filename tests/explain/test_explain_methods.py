@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SIZE, quadrant_mask, quadrant_model
+from explain_helpers import SIZE, quadrant_mask, quadrant_model
 
 from pawtf.explain import (METHODS, RISE, GradCAM, SmoothGrad, Target, VanillaGradient,
                            make_explainer, normalize_maps)

@@ -21,7 +21,8 @@ def test_findings_in_plain_words():
     assert good == ("Grad-CAM++ (gradcam++): better than a random map on average (average score when shown "
                     "first 45.0 against 41.0 for a random map; better on 3 of 4 photos)")
     assert bad.startswith("vanilla gradient (vanilla): no better than a random map on average (average "
-                          "score when shown first 40.0 against 41.0 for a random map; better on 1 of 4 photos)")
+                          "score when shown first 40.0 against 41.0 for a random map; better on 1 of 4 "
+                          "photos)")
     assert flat.startswith("gradcam: its maps could not be compared")
     # A probability target is shown as a probability.
     assert "Eyes when shown first 0.45 against 0.41" in findings(means, name="Eyes", scale=1.0)[0]

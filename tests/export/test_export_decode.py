@@ -59,6 +59,57 @@ def test_exif_orientation_is_applied_like_the_training_reader(orientation):
     assert np.abs(got - want).mean() < 0.01 and np.abs(got - want).max() <= 1
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_of_pngs_and_webps_is_applied_like_the_training_reader(fmt, orientation):
+    """PIL reads the orientation of a PNG (``eXIf`` chunk) and a WebP (``EXIF`` chunk) too."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _saved(photo_array(), fmt, exif=exif.tobytes(), **({"lossless": True} if fmt == "WEBP" else {}))
+    assert (b"eXIf" if fmt == "PNG" else b"EXIF") in data
+    for size in (48, 100):
+        want = decode_rgb(data, size=(size, size)).astype(np.float32)
+        np.testing.assert_array_equal(decode_one(tf.constant(data), size).numpy(), want)
+
+
+def _saved(array, fmt, **kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def gif_cases():
+    """Transparent GIFs: name -> (bytes, whether the first image has a local colour table)."""
+    pal = Image.fromarray(photo_array(48, 48)).quantize(64)  # square: compared without a resize
+    later = Image.fromarray(255 - photo_array(48, 48)).quantize(64)
+
+    def gif(image, **kw):
+        buf = io.BytesIO()
+        image.save(buf, "GIF", **kw)
+        return buf.getvalue()
+
+    return {
+        "global_table": (gif(pal, transparency=1), False),
+        "local_table": (gif(pal, transparency=1, include_color_table=True), True),
+        "after_a_comment": (gif(pal, transparency=1, comment=b"x" * 600), False),
+        "animated": (gif(pal, transparency=5, save_all=True, append_images=[later], loop=0), False),
+        "index_0": (gif(pal, transparency=0), False),
+        "opaque": (gif(pal), False),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(gif_cases()))
+def test_transparent_gifs_decode_like_the_training_reader(case):
+    """TensorFlow decodes a GIF's transparent colour as black; PIL's pixels are composited over white."""
+    data, local = gif_cases()[case]
+    image = data.index(b"\x2c", 13 + 3 * 2 ** (data[10] % 8 + 1) if data[10] & 0x80 else 13)
+    assert bool(data[image + 9] & 0x80) == local, case
+    want = decode_rgb(data).astype(np.float32)
+    if case != "opaque":
+        assert (want == 255).all(-1).sum() > 10  # transparent pixels, shown white
+    np.testing.assert_array_equal(decode_one(tf.constant(data), 48).numpy(), want, err_msg=case)
+
+
 def decoder_cases():
     rgb = Image.fromarray(photo_array())
     rgba = np.dstack([photo_array(), np.tile(np.linspace(0, 255, 150).astype(np.uint8), (100, 1))])

@@ -20,9 +20,8 @@ import pytest
 import tensorflow as tf
 
 from pawtf import tasks
-from pawtf.data.images import load_rgb
+from pawtf.data.images import decode_rgb, load_rgb
 from pawtf.data.schema import FLAGS
-from pawtf.data.images import decode_rgb
 from pawtf.export import (INFO_FILE, SERVING_DECODED, SERVING_DEFAULT, ExportError, decode_batch, export,
                           publish, read_info, versions)
 from pawtf.export.publish import WARMUP_BATCH_SIZES, WARMUP_FILE, prediction_log, warmup_requests
@@ -59,8 +58,8 @@ def test_versions_are_next_integers_and_never_overwritten(image_run, tmp_path, s
     (base / "3").mkdir(parents=True)
     (base / "3" / "keep.txt").write_text("an older version")
     (base / "notes").mkdir()
-    first = export(image_run, base, check=False)
-    second = export(image_run, base, check=False)
+    first = export(image_run, base, check=False, allow_unfinished=True)
+    second = export(image_run, base, check=False, allow_unfinished=True)
     assert (first, second) == (base / "4", base / "5")
     assert (base / "3" / "keep.txt").read_text() == "an older version"
     assert versions(base) == [3, 4, 5]
@@ -73,7 +72,7 @@ def test_versions_are_next_integers_and_never_overwritten(image_run, tmp_path, s
 
 def test_a_version_taken_meanwhile_is_skipped_not_replaced(image_run, tmp_path, monkeypatch, stub_writer):
     base = tmp_path / "m"
-    export(image_run, base, check=False)
+    export(image_run, base, check=False, allow_unfinished=True)
     real_rename = os.rename
 
     def rename_after_another_export(src, dst):
@@ -84,24 +83,24 @@ def test_a_version_taken_meanwhile_is_skipped_not_replaced(image_run, tmp_path, 
 
     monkeypatch.setattr(publish.os, "rename", rename_after_another_export)
     (base / "7.tmp").mkdir()  # not a version
-    assert export(image_run, base, check=False) == base / "3"
+    assert export(image_run, base, check=False, allow_unfinished=True) == base / "3"
     assert (base / "2" / "saved_model.pb").read_bytes() == b"theirs"
     (base / "4").write_text("a file named like a version is not replaced either")
     monkeypatch.setattr(publish.os, "rename", real_rename)
-    assert export(image_run, base, check=False) == base / "5"
+    assert export(image_run, base, check=False, allow_unfinished=True) == base / "5"
     assert (base / "4").read_text().startswith("a file")
 
 
 def test_a_failed_export_leaves_no_version_and_no_temporary(image_run, tmp_path, monkeypatch, stub_writer):
     base = tmp_path / "m"
-    export(image_run, base, check=False)
+    export(image_run, base, check=False, allow_unfinished=True)
 
     def broken(*a, **k):
         raise ExportError("simulated failure after writing")
 
     monkeypatch.setattr(publish, "_check", broken)
     with pytest.raises(ExportError, match="simulated"):
-        export(image_run, base)
+        export(image_run, base, allow_unfinished=True)
     assert sorted(p.name for p in base.iterdir()) == ["1"]
 
 
@@ -117,7 +116,7 @@ def test_a_killed_exports_leftover_is_removed_and_never_published(image_run, tmp
     foreign = base / ".partial-otherhost-1-xyz"
     foreign.mkdir()
     assert versions(base) == []  # TF Serving sees no version in a partial folder
-    assert export(image_run, base, check=False) == base / "1"
+    assert export(image_run, base, check=False, allow_unfinished=True) == base / "1"
     assert not stale.exists() and foreign.exists()  # only this host's dead exports are cleaned
 
 
@@ -141,11 +140,13 @@ def test_pawtf_json_describes_the_export(exported, meta_run, tmp_path):
     assert info == json.loads((exported / INFO_FILE).read_text())
     assert info["task"] == "score" and info["image_size"] == SIZE and info["uses_metadata"] is True
     assert info["flags"] == list(FLAGS) and info["backbone"] == "efficientnet_lite0"
-    assert info["run"] == str(Path(meta_run.path).resolve()) and info["metrics"] == meta_run.metrics
+    assert info["run"] == Path(meta_run.path).name and info["metrics"] == meta_run.metrics
     assert info["signatures"] == {
         SERVING_DEFAULT: {"inputs": ["image_bytes", "metadata"], "outputs": ["pawpularity"]},
         SERVING_DECODED: {"inputs": ["image", "metadata"], "outputs": ["pawpularity"]}}
-    assert info["config"] == json.loads(json.dumps(meta_run.config.to_dict()))  # tuples as lists
+    config = json.loads(json.dumps(meta_run.config.to_dict()))  # tuples as lists
+    config["data"]["data_dir"] = Path(config["data"]["data_dir"]).name  # no local paths
+    assert info["config"] == config
     assert read_info(tmp_path) == {}  # exported elsewhere
 
 
@@ -369,3 +370,28 @@ def test_image_only_warmup_requests_have_no_metadata():
     assert list(record.predict_log.request.inputs) == ["image_bytes"]
     assert record.predict_log.request.model_spec.signature_name == "sig"
     assert record.predict_log.request.model_spec.name == ""
+
+
+def test_an_unfinished_run_is_refused_unless_asked(image_run, tmp_path, capsys):
+    """A run killed mid-training (no metrics) is its best epoch so far: export says so and stops."""
+    from pawtf.cli import main
+
+    assert not image_run.finished
+    with pytest.raises(ExportError, match="unfinished run .* --allow-unfinished"):
+        export(image_run, tmp_path / "m")
+    assert not (tmp_path / "m").exists() or not list((tmp_path / "m").iterdir())
+    with pytest.raises(SystemExit, match="unfinished run"):
+        main(["export", str(image_run.path), "--out", str(tmp_path / "cli")])
+    assert main(["export", str(image_run.path), "--out", str(tmp_path / "cli"), "--allow-unfinished",
+                 "--no-check"]) == 0
+
+
+def test_pawtf_json_carries_no_local_path_and_says_what_the_model_learnt_from(meta_run, exported):
+    from pawtf.export import default_name
+
+    info = read_info(exported)
+    text = json.dumps(info)
+    assert str(Path.home()) not in text and "/tmp" not in text and not Path(info["run"]).is_absolute()
+    assert info["config"]["data"]["data_dir"] == Path(meta_run.config.data.data_dir).name
+    assert info["trained_on"]["synthetic_demo"] is True  # trained on the tiny demo set
+    assert default_name(meta_run) == "pawpularity"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pawtf.config import ModelConfig
-from pawtf.data.augment import VIEWS
+from pawtf.data.views import VIEWS
 from pawtf.models import backbones
 from pawtf.models.popularity import (EMBEDDING, build_head_model, build_model, embedding_model,
                                      training_model, transfer_weights)

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from pawtf.runs import load_run
-from tuning.search import build_parser, config_from_args, make_tuner, run_search
+from tuning.search import build_parser, config_from_args, run_search
+from tuning.tuner import make_tuner
 from tuning.space import SearchConfig
 
 REPO = Path(__file__).resolve().parents[2]
