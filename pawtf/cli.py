@@ -317,8 +317,9 @@ def _add_export(sub) -> None:
                        description=SUMMARIES["export"])
     p.add_argument("run", metavar="RUN", help="run folder (model.keras + config.json)")
     p.add_argument("--out", help="model folder; the export goes to OUT/<next version> (default: "
-                                 f"{SAVED_MODELS}/pawpularity for a score model, {SAVED_MODELS}/pawpularity_<task> "
-                                 "for the other tasks: the name TF Serving serves it under)")
+                                 f"{SAVED_MODELS}/pawpularity for a score model, "
+                                 f"{SAVED_MODELS}/pawpularity_<task> for the other tasks: the name TF "
+                                 "Serving serves it under)")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="export a run whose training was stopped before the end (its best epoch so far)")
     p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS,

@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AnalysisConfig", "DataConfig", "ExplainConfig", "ModelConfig", "OversampleRule", "RunConfig", "TrainConfig",
-           "study_oversampling"]
+__all__ = ["AnalysisConfig", "DataConfig", "ExplainConfig", "ModelConfig", "OversampleRule", "RunConfig",
+           "TrainConfig", "study_oversampling"]
 
 
 @dataclasses.dataclass

@@ -1,5 +1,8 @@
 """Text on pictures, readable and never cut: the fonts and labels of contact sheets and crop previews.
 
+Labels are laid out so that they never overlap: :func:`place_label` takes the first free spot,
+:func:`with_legend` lists rows below a picture and :func:`annotated` draws tagged boxes and a legend.
+
 >>> from PIL import Image, ImageDraw
 >>> draw = ImageDraw.Draw(Image.new("RGB", (40, 20)))
 >>> ellipsize(draw, "a_very_long_file_name.jpg", font(12), 40)[:3]
@@ -8,7 +11,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ellipsize", "font", "label", "label_size", "overlaps", "place_label", "tag_box", "with_legend",
+__all__ = ["annotated", "ellipsize", "font", "label", "label_size", "overlaps", "place_label", "with_legend",
            "wrap"]
 
 
@@ -86,7 +89,8 @@ def overlaps(a, b) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
-def place_label(draw, spots, text: str, colour, font, taken: list, bounds) -> tuple[int, int, int, int] | None:
+def place_label(draw, spots, text: str, colour, font, taken: list, bounds
+                ) -> tuple[int, int, int, int] | None:
     """Draw `text` as a :func:`label` at the first of `spots` (top-left corners of its box) where the box
     lies inside `bounds` and overlaps none of `taken`; the box drawn is appended to `taken`.
 
@@ -119,7 +123,7 @@ def place_label(draw, spots, text: str, colour, font, taken: list, bounds) -> tu
     return None
 
 
-def tag_box(draw, box, text: str, colour, font, taken: list, bounds) -> tuple[int, int, int, int] | None:
+def _tag_box(draw, box, text: str, colour, font, taken: list, bounds) -> tuple[int, int, int, int] | None:
     """:func:`place_label` `text` inside the rectangle `box` (left, top, right, bottom, inclusive): along
     its top edge, else its bottom edge, else its left edge, where it overlaps no label in `taken`."""
     x0, y0, x1, y1 = box
@@ -161,3 +165,44 @@ def with_legend(image, rows, font, *, pad: int = 6, background=(24, 24, 24)):
                                                                             canvas.height - 1)))
         y += height + 2
     return canvas, boxes
+
+
+def annotated(image, boxes, rows, font, max_side: int = 640):
+    """`image` shrunk to at most `max_side` px, with boxes drawn on it (each tagged, where its tag fits
+    beside no other label) and a legend below (:func:`with_legend`); no two labels overlap.
+
+    Args:
+        image: a PIL RGB image.
+        boxes: (box, colour, line width, tag or None) in drawing order (the last on top); box is
+            (left, top, right, bottom) in `image` pixels, right/bottom exclusive.
+        rows: the legend's (text, colour) rows.
+        font: the labels' font.
+        max_side: the longest side of the image shown.
+
+    Returns:
+        (canvas, label boxes): the picture and the box of every label drawn (inclusive edges).
+
+    >>> from PIL import Image
+    >>> canvas, labels = annotated(Image.new("RGB", (2, 4000)), [((0, 0, 2, 10), "red", 1, "1")],
+    ...                            [("a box", "red")], font(12))
+    >>> canvas.height < 700 < canvas.width * 20, len(labels)   # the tag did not fit a 1-px photo
+    (True, 1)
+    """
+    from PIL import Image, ImageDraw
+
+    scale = min(1.0, max_side / max(image.size))
+    pw, ph = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    shown = image if (pw, ph) == image.size else image.resize((pw, ph), Image.Resampling.LANCZOS)
+    canvas, taken = with_legend(shown, rows, font)
+    draw = ImageDraw.Draw(canvas)
+
+    def scaled(box):
+        x0, y0 = min(round(box[0] * scale), pw - 1), min(round(box[1] * scale), ph - 1)
+        return [x0, y0, max(x0, round(box[2] * scale) - 1), max(y0, round(box[3] * scale) - 1)]
+
+    for box, colour, width, _ in boxes:
+        draw.rectangle(scaled(box), outline=colour, width=width)
+    for box, colour, _, tag in reversed(boxes):  # the box on top picks its tag's place first
+        if tag is not None:
+            _tag_box(draw, scaled(box), tag, colour, font, taken, (0, 0, pw - 1, ph - 1))
+    return canvas, taken
