@@ -118,6 +118,15 @@ class Task:
         """
         raise NotImplementedError
 
+    def photo_and_flags_head(self, pooled, cfg):
+        """The head most tasks share: the image embedding, fused with the ``metadata`` input's Dense
+        branch where the model takes the flags. Returns (extra inputs, the head's last tensor)."""
+        from pawtf.models import heads
+
+        x = heads.image_embedding(pooled, cfg)
+        inputs = [heads.metadata_input()] if self.takes_metadata(cfg) else []
+        return inputs, heads.fused_head(x, inputs[0] if inputs else None, cfg)
+
     # ---------------------------------------------------------------------------------- training
     def fit(self, cfg, run, data, fit: Callable[..., dict], **kwargs) -> dict:
         """Train the task's model into the run folder `run`; returns the metrics (not yet written).

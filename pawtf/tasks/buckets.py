@@ -31,7 +31,5 @@ class Buckets(Task):
     def build_heads(self, pooled, cfg, initial_score, flag_prior):
         from pawtf.models import heads
 
-        x = heads.image_embedding(pooled, cfg)
-        inputs = [heads.metadata_input()] if self.takes_metadata(cfg) else []
-        h = heads.fused_head(x, inputs[0] if inputs else None, cfg)
+        inputs, h = self.photo_and_flags_head(pooled, cfg)
         return inputs, {BUCKETS_OUTPUT: heads.buckets_output(h, len(BUCKET_LABELS), name=BUCKETS_OUTPUT)}

@@ -28,7 +28,5 @@ class Score(Task):
     def build_heads(self, pooled, cfg, initial_score, flag_prior):
         from pawtf.models import heads
 
-        x = heads.image_embedding(pooled, cfg)
-        inputs = [heads.metadata_input()] if self.takes_metadata(cfg) else []
-        h = heads.fused_head(x, inputs[0] if inputs else None, cfg)
+        inputs, h = self.photo_and_flags_head(pooled, cfg)
         return inputs, heads.score_output(h, cfg.loss, initial_score, name=SCORE_OUTPUT)
