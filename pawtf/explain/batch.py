@@ -359,8 +359,8 @@ def _readable(name: str) -> str:
     """A file name for a figure: one that is not UTF-8 (its bytes kept as surrogates) shows a mark for
     each byte matplotlib cannot draw.
 
-    >>> _readable("caf\udce9")
-    'caf\ufffd'
+    >>> _readable("caf\\udce9")
+    'caf\\ufffd'
     """
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 

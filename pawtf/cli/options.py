@@ -1,0 +1,71 @@
+"""What the subcommands share: their one-line summaries, defaults (from `pawtf.config` and the library's
+constants, never literals), argument types and the options of commands that take photos and a model.
+
+Importing this module is instant: nothing heavy is imported until a command runs.
+
+>>> positive_int("3")
+3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from pawtf.config import AnalysisConfig, DataConfig, ExplainConfig, ModelConfig, TrainConfig
+
+__all__ = ["ANALYSIS", "DATA", "EXPLAIN", "MODEL", "SAVED_MODELS", "SUMMARIES", "TRAIN", "add_model_options",
+           "positive_int", "scorer_for", "weights_arg"]
+
+DATA, MODEL, TRAIN = DataConfig(), ModelConfig(), TrainConfig()
+EXPLAIN, ANALYSIS = ExplainConfig(), AnalysisConfig()
+#: Where exports go unless told (TF Serving's model base path: saved_models/NAME/<version>).
+SAVED_MODELS = "saved_models"
+
+SUMMARIES = {
+    "demo-data": "generate the synthetic demo dataset (Kaggle layout + masks)",
+    "train": "train one fold and write a run folder",
+    "cv": "train every fold; report mean and std RMSE",
+    "baseline": "metadata-only models, K-fold RMSE; last line is JSON",
+    "export": "export a run as a versioned SavedModel for TF Serving",
+    "predict": "score photos: CSV of path, score, error",
+    "rank": "rank one pet's photos best first and write a contact sheet",
+    "crop": "crop advice: score candidate crops, save the best if it raises the score",
+    "explain": "saliency maps (Grad-CAM++, gradients, RISE...) and their scores",
+    "analyze-metadata": ("what the 12 flags say about the score: per-flag effects, chi-square vs terciles, "
+                         "logistic ranking, metadata-only RMSE"),
+}
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def weights_arg(text: str) -> str | None:
+    if text.lower() == "none":
+        return None
+    if text != "imagenet" and not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"expected imagenet, none or an existing file, got {text!r}")
+    return text
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("photos", nargs="+", metavar="PHOTO_OR_DIR", help="photos and folders of photos")
+    p.add_argument("--model", required=True,
+                   help="a run folder, or a SavedModel (saved_models/NAME for its latest version, or a "
+                        "version folder)")
+    p.add_argument("--metadata", metavar="CSV",
+                   help="Id + the 12 flags per photo (Id = file name without extension); needed by models "
+                        "that take the flags (without it they are all 0)")
+
+
+def scorer_for(path):
+    from pawtf.predict import load_scorer
+
+    try:
+        return load_scorer(path)
+    except ValueError as err:
+        raise SystemExit(f"pawtf: error: {err}")

@@ -1,0 +1,184 @@
+"""The training commands: demo-data, train, cv, baseline, analyze-metadata."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from pawtf import tasks
+from pawtf.cli.options import ANALYSIS, DATA, MODEL, SUMMARIES, TRAIN, positive_int, weights_arg
+from pawtf.config import RunConfig
+
+__all__ = ["add_analyze_metadata", "add_baseline", "add_cv", "add_demo_data", "add_run_options", "add_train",
+           "run_config"]
+
+
+def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
+    from pawtf.models import backbones
+
+    p.add_argument("--data", default=DATA.data_dir,
+                   help="folder in the Kaggle layout: train.csv + train/<Id>.jpg (default: %(default)s)")
+    p.add_argument("--out", required=True, help="run folder to write (resumed if it holds a killed run)")
+    p.add_argument("--task", default=MODEL.task, choices=tasks.names(),
+                   help="; ".join(f"{name}: {tasks.get(name).summary}" for name in tasks.names())
+                   + " (default: %(default)s)")
+    p.add_argument("--flags-loss-weight", type=float, default=MODEL.flags_loss_weight,
+                   help="multitask, attribute-fed: weight of the flags loss (default: %(default)s)")
+    p.add_argument("--score-loss-weight", type=float, default=MODEL.score_loss_weight,
+                   help="multitask, attribute-fed: weight of the score loss, an mse loss being divided "
+                        "by the training scores' variance first (default: %(default)s)")
+    p.add_argument("--flag-balance", choices=["balanced", "none"], default=MODEL.flag_balance,
+                   help="per-flag class weights from the training fold (default: %(default)s)")
+    p.add_argument("--oof-folds", type=positive_int, default=TRAIN.oof_folds,
+                   help="attribute-fed: inner folds for out-of-fold predicted flags (default: %(default)s)")
+    p.add_argument("--backbone", default=MODEL.backbone, choices=backbones.names(), metavar="NAME",
+                   help="one of: " + ", ".join(backbones.names()) + " (default: %(default)s)")
+    p.add_argument("--weights", type=weights_arg, default=MODEL.weights,
+                   help="imagenet, none, or a weights file (default: %(default)s)")
+    p.add_argument("--unfreeze", type=int, default=MODEL.unfreeze,
+                   help="train the last N backbone layers, -1 for all; BatchNorm stays frozen "
+                        "(default: %(default)s)")
+    p.add_argument("--image-size", type=positive_int, default=MODEL.image_size,
+                   help="input size in pixels (default: the backbone's)")
+    p.add_argument("--epochs", type=positive_int, default=TRAIN.epochs, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=TRAIN.batch_size,
+                   help="(default: %(default)s)")
+    p.add_argument("--lr", type=float, default=TRAIN.learning_rate, help="AdamW learning rate "
+                   "(default: %(default)s)")
+    p.add_argument("--no-metadata", action="store_true", help="image-only model (no flags input)")
+    p.add_argument("--loss", choices=["mse", "bce"], default=MODEL.loss,
+                   help="mse on the score, or bce on score/100 (default: %(default)s)")
+    p.add_argument("--folds", type=positive_int, default=DATA.folds, help="(default: %(default)s)")
+    if one_fold:
+        p.add_argument("--fold", type=int, default=DATA.fold, help="validation fold (default: %(default)s)")
+    p.add_argument("--no-oversample", action="store_true", help="no oversampled copies")
+    p.add_argument("--seed", type=int, default=TRAIN.seed, help="(default: %(default)s)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="drop bad rows/images with a printed report instead of failing")
+    p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+
+
+def run_config(args) -> RunConfig:
+    cfg = RunConfig()
+    cfg.data.data_dir = args.data
+    cfg.data.folds, cfg.data.skip_bad = args.folds, args.skip_bad
+    cfg.data.fold = getattr(args, "fold", cfg.data.fold)
+    if args.no_oversample:
+        cfg.data.oversample = []
+    m = cfg.model
+    m.backbone, m.weights, m.unfreeze, m.image_size = args.backbone, args.weights, args.unfreeze, \
+        args.image_size
+    m.use_metadata, m.loss = not args.no_metadata, args.loss
+    m.task, m.flag_balance = args.task, args.flag_balance
+    m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
+    t = cfg.train
+    t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
+    t.oof_folds = args.oof_folds
+    if args.folds < 2:
+        raise SystemExit("pawtf: error: --folds must be at least 2")
+    if not 0 <= cfg.data.fold < args.folds:
+        raise SystemExit(f"pawtf: error: --fold must be in 0..{args.folds - 1}")
+    try:
+        tasks.get(cfg.model.task).check_config(cfg)
+    except ValueError as err:
+        raise SystemExit(f"pawtf: error: {err}")
+    return cfg
+
+
+def cmd_demo_data(args) -> None:
+    from pawtf.data.demo import make_demo
+
+    info = make_demo(args.out, n=args.n, size=args.size, seed=args.seed)
+    print(json.dumps(info, indent=2))
+
+
+def cmd_train(args) -> None:
+    from pawtf.train import train
+
+    metrics = train(run_config(args), args.out, overwrite=args.overwrite)
+    print(json.dumps(metrics))
+
+
+def cmd_cv(args) -> None:
+    from pawtf.train import cross_validate
+
+    summary = cross_validate(run_config(args), args.out, overwrite=args.overwrite)
+    print(json.dumps(summary))
+
+
+def cmd_baseline(args) -> None:
+    from pawtf.baseline import metadata_baselines
+
+    results = metadata_baselines(args.csv, folds=args.folds, seed=args.seed, skip_bad=args.skip_bad)
+    for name, r in results.items():
+        if name != "best":
+            print(f"{name:>18}: RMSE {r['rmse_mean']:.3f} +- {r['rmse_std']:.3f}")
+    print(json.dumps(results["best"]))
+
+
+def add_demo_data(sub) -> None:
+    from pawtf.data import demo
+
+    p = sub.add_parser("demo-data", help=SUMMARIES["demo-data"],
+                       description=SUMMARIES["demo-data"])
+    p.add_argument("--out", required=True, help="folder to write")
+    p.add_argument("--n", type=positive_int, default=demo.DEFAULT_N, help="images (default: %(default)s)")
+    p.add_argument("--size", type=positive_int, default=demo.DEFAULT_SIZE,
+                   help="image side in pixels (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=demo.DEFAULT_SEED, help="(default: %(default)s)")
+    p.set_defaults(func=cmd_demo_data)
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help=SUMMARIES["train"],
+                       description=SUMMARIES["train"])
+    add_run_options(p)
+    p.set_defaults(func=cmd_train)
+
+
+def add_cv(sub) -> None:
+    p = sub.add_parser("cv", help=SUMMARIES["cv"],
+                       description=SUMMARIES["cv"])
+    add_run_options(p, one_fold=False)
+    p.set_defaults(func=cmd_cv)
+
+
+def add_baseline(sub) -> None:
+    p = sub.add_parser("baseline", help=SUMMARIES["baseline"],
+                       description=SUMMARIES["baseline"])
+    p.add_argument("--csv", required=True, help="a train.csv")
+    p.add_argument("--folds", type=positive_int, default=DATA.folds, help="(default: %(default)s)")
+    p.add_argument("--seed", type=int, default=TRAIN.seed, help="fold seed (default: %(default)s)")
+    p.add_argument("--skip-bad", action="store_true", help="drop bad rows with a report instead of failing")
+    p.set_defaults(func=cmd_baseline)
+
+
+def cmd_analyze_metadata(args) -> None:
+    from pawtf.analysis import analyze_metadata
+    from pawtf.data.schema import DataError
+
+    try:
+        result = analyze_metadata(args.csv, out=args.out, folds=args.folds, seed=args.seed,
+                                  skip_bad=args.skip_bad, bootstrap=args.bootstrap)
+    except DataError:
+        raise  # main() reports every bad line
+    except ValueError as err:  # a bad option value
+        raise SystemExit(f"pawtf: error: {err}")
+    print(result.table(), *result.conclusions(), sep="\n")
+    print("wrote " + ", ".join(result.files.values()))
+
+
+def add_analyze_metadata(sub) -> None:
+    p = sub.add_parser("analyze-metadata", help=SUMMARIES["analyze-metadata"],
+                       description=SUMMARIES["analyze-metadata"])
+    p.add_argument("csv", metavar="CSV", help="a train.csv (Id, the 12 flags, Pawpularity)")
+    p.add_argument("--out", default=os.path.join("runs", "metadata"),
+                   help="folder for ranking.csv, metadata.png and metadata.json (default: %(default)s)")
+    p.add_argument("--folds", type=positive_int, default=ANALYSIS.folds,
+                   help="folds of the metadata-only RMSE and the logistic AUC (default: %(default)s)")
+    p.add_argument("--bootstrap", type=int, default=ANALYSIS.bootstrap,
+                   help="resamples for the ranking's stability, 0 to skip (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=TRAIN.seed, help="fold seed (default: %(default)s)")
+    p.add_argument("--skip-bad", action="store_true", help="drop bad rows with a report instead of failing")
+    p.set_defaults(func=cmd_analyze_metadata)
