@@ -101,9 +101,9 @@ def _window(data: tf.Tensor, start: tf.Tensor, length: int):
     return at, n
 
 
-def _jpeg_exif(data: tf.Tensor) -> tf.Tensor:
-    """Where a JPEG's EXIF TIFF structure starts (in its APP1 segment, within the first 64 KiB); -1 if
-    none."""
+def _jpeg_exif(data: tf.Tensor):
+    """(at, tiff): the first 64 KiB of a JPEG (see `_window`) and where its EXIF TIFF structure starts
+    in them (in its APP1 segment); -1 if none."""
     at, n = _window(data, 0, _EXIF_SCAN_BYTES)
 
     def find_app1(pos, found, done, steps):
@@ -122,7 +122,7 @@ def _jpeg_exif(data: tf.Tensor) -> tf.Tensor:
     _, tiff, _, _ = tf.while_loop(
         lambda pos, found, done, steps: ~done & (steps < _MAX_SEGMENTS) & (pos + 4 <= n),
         find_app1, (tf.constant(2), tf.constant(-1), tf.constant(False), tf.constant(0)))
-    return tiff
+    return at, tiff
 
 
 def _webp_exif(data: tf.Tensor) -> tf.Tensor:
@@ -143,12 +143,12 @@ def _webp_exif(data: tf.Tensor) -> tf.Tensor:
     return tf.where((found >= 0) & prefixed, found + 6, found)
 
 
-def _tiff_orientation(data: tf.Tensor, tiff: tf.Tensor) -> tf.Tensor:
-    """The EXIF orientation (1-8) in the TIFF structure starting at byte ``tiff`` of ``data``; 1 when
-    ``tiff`` is -1 or the structure is broken (as the training reader treats a broken EXIF block)."""
-    at, _ = _window(data, tiff, _EXIF_SCAN_BYTES)
-    little = tf.equal(at(0), 0x49) & tf.equal(at(1), 0x49)
-    big = tf.equal(at(0), 0x4D) & tf.equal(at(1), 0x4D)
+def _tiff_orientation(at, tiff: tf.Tensor) -> tf.Tensor:
+    """The EXIF orientation (1-8) in the TIFF structure starting at byte ``tiff`` of a window ``at``
+    (see `_window`); 1 when ``tiff`` is -1 or the structure is broken (as the training reader treats a
+    broken EXIF block). A JPEG's structure is read in the window its APP1 segment was found in."""
+    little = tf.equal(at(tiff), 0x49) & tf.equal(at(tiff + 1), 0x49)
+    big = tf.equal(at(tiff), 0x4D) & tf.equal(at(tiff + 1), 0x4D)
 
     def u16(i):
         return tf.where(little, at(i) + at(i + 1) * 256, at(i) * 256 + at(i + 1))
@@ -157,7 +157,7 @@ def _tiff_orientation(data: tf.Tensor, tiff: tf.Tensor) -> tf.Tensor:
         lo, hi = u16(i), u16(i + 2)
         return tf.where(little, lo + hi * 65536, lo * 65536 + hi)
 
-    ifd = u32(4)
+    ifd = tiff + u32(tiff + 4)
     count = tf.clip_by_value(u16(ifd), 0, 256)
     entries = ifd + 2 + 12 * tf.range(count)
     tags = u16(entries)  # vectorised over all entries
@@ -166,6 +166,13 @@ def _tiff_orientation(data: tf.Tensor, tiff: tf.Tensor) -> tf.Tensor:
                     lambda: tf.constant(1))
     ok = (tiff >= 0) & (little | big) & (value >= 1) & (value <= 8)
     return tf.where(ok, value, 1)
+
+
+def _structure(data: tf.Tensor, start: tf.Tensor):
+    """(at, tiff) for a TIFF structure starting at byte `start` of `data` (-1: none): a window from
+    there, the structure at its start."""
+    at, _ = _window(data, start, _EXIF_SCAN_BYTES)
+    return at, tf.where(start >= 0, 0, -1)
 
 
 def _png_chunks(data: tf.Tensor, head: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -348,7 +355,7 @@ def decode_image(data: tf.Tensor, size: int, index: tf.Tensor | int = 0,
         decoded = tf.switch_case(tf.cast(branch, tf.int32), [
             (lambda r=r: tf.io.decode_jpeg(data, channels=3, ratio=r, dct_method="INTEGER_ACCURATE"))
             for r in (1, 2, 4, 8)])
-        return resize(_orient(decoded, _tiff_orientation(data, _jpeg_exif(data))), size)
+        return resize(_orient(decoded, _tiff_orientation(*_jpeg_exif(data))), size)
 
     def png():
         # Four channels: libpng expands palettes, greys and tRNS transparency to RGBA. Without
@@ -357,7 +364,7 @@ def decode_image(data: tf.Tensor, size: int, index: tf.Tensor | int = 0,
         rgba = tf.io.decode_png(data, channels=4)
         has_alpha, exif = _png_chunks(data, head)
         rgb = tf.cond(has_alpha, lambda: _over_white(rgba), lambda: tf.cast(rgba[..., :3], tf.float32))
-        return resize(_orient(rgb, _tiff_orientation(data, exif)), size)
+        return resize(_orient(rgb, _tiff_orientation(*_structure(data, exif))), size)
 
     def other():
         # GIF, BMP, WebP in their own channel count (WebP cannot be asked for a channel it lacks); a GIF's
@@ -372,7 +379,8 @@ def decode_image(data: tf.Tensor, size: int, index: tf.Tensor | int = 0,
             # 32-bit BMP rows carry an unused fourth byte, not alpha (as PIL reads them).
             lambda: tf.cond(fmt["bmp"], lambda: decoded[..., :3], lambda: _over_white(decoded)),
         ])
-        orientation = tf.cond(fmt["webp"], lambda: _tiff_orientation(data, _webp_exif(data)), lambda: 1)
+        orientation = tf.cond(fmt["webp"], lambda: _tiff_orientation(*_structure(data, _webp_exif(data))),
+                              lambda: 1)
         return resize(_orient(rgb, orientation), size)
 
     with tf.control_dependencies([check_size, check_bmp]):
