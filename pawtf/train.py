@@ -261,8 +261,9 @@ def _fit(cfg: RunConfig, run: RunFolder, data: FoldData, task, stats, *, verbose
         HistoryLog(run.history_path),
         keras.callbacks.TensorBoard(run.logs_dir, write_graph=False),
         # Last of pawtf's own: the epoch's backup is saved once its model and history are; the backup
-        # stays until the run records the fit as over (a kill before that resumes, never refits).
-        keras.callbacks.BackupAndRestore(run.backup_dir, delete_checkpoint=False),
+        # stays until the run records the fit as over (a kill before that resumes, never refits). Keras
+        # keeps the previous epoch's backup too and falls back to it when a kill cut the latest short.
+        keras.callbacks.BackupAndRestore(run.backup_dir, delete_checkpoint=False, double_checkpoint=True),
         *(callbacks or []),
     ]
     start = time.perf_counter()

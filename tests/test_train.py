@@ -113,6 +113,19 @@ def test_killed_run_resumes_from_its_last_epoch(tiny_demo, tmp_path):
     assert metrics["epochs_run"] == 4
 
 
+def test_a_backup_cut_short_by_a_kill_falls_back_to_the_epoch_before(tiny_demo, tmp_path):
+    """A kill while Keras writes an epoch's backup leaves a broken weights file: the run resumes from
+    the previous epoch's backup (Keras's double checkpoint) instead of failing at every restart."""
+    out = tmp_path / "run"
+    script = KILL_SCRIPT.format(tests=str(__import__("pathlib").Path(__file__).parent),
+                                data=str(tiny_demo), out=str(out))
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True).returncode == -9
+    latest = out / "backup" / "latest.weights.h5"
+    latest.write_bytes(latest.read_bytes()[:1000])  # what a kill half-way through writing leaves
+    metrics = train(tiny_config(tiny_demo, epochs=4), out, verbose=0)
+    assert list(pd.read_csv(out / "history.csv").epoch) == [0, 1, 2, 3] and metrics["epochs_run"] == 4
+
+
 KILL_AT = {
     # after the last epoch, before the run is evaluated and its metrics written
     "end": "class Kill(keras.callbacks.Callback):\n"
