@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from pawtf.data.split import check_no_leak, make_folds, oversample
 from pawtf.models.popularity import build_model, image_size, training_model
 from pawtf.runs import RunExistsError, RunFolder, fold_run, write_cv_summary
 
-__all__ = ["FoldData", "HistoryLog", "RunExistsError", "SaveBest", "compile_model", "cross_validate", "evaluate_model",
+__all__ = ["FoldData", "HistoryLog", "RunBackup", "RunExistsError", "SaveBest", "compile_model", "cross_validate", "evaluate_model",
            "fit_model", "fold_data", "load_table", "schedule_callbacks", "train", "variant"]
 
 logger = logging.getLogger(__name__)
@@ -207,6 +208,24 @@ class HistoryLog(keras.callbacks.CSVLogger):
                 fh.truncate()
 
 
+class RunBackup(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` for a run: kept until the run records its fit as over, with
+    the previous epoch's copy (Keras's double checkpoint: a backup cut short by a kill falls back to
+    it); a backup with no usable copy (the first epoch's, cut short) restarts the fit from its start,
+    said in a warning, instead of failing at every restart."""
+
+    def __init__(self, backup_dir: str):
+        super().__init__(backup_dir, delete_checkpoint=False, double_checkpoint=True)
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except OSError as err:
+            logger.warning("the run's backup (%s) was cut short by a kill and has no earlier copy (%s): "
+                           "training starts again from its first epoch", self.backup_dir, err)
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
 def fit_model(cfg: RunConfig, run: RunFolder, data: FoldData, *, verbose="auto", callbacks=None,
               prepare=None) -> dict:
     """Fit the model of `cfg` on `data` into the created run folder `run` (the best epoch's model is
@@ -263,7 +282,7 @@ def _fit(cfg: RunConfig, run: RunFolder, data: FoldData, task, stats, *, verbose
         # Last of pawtf's own: the epoch's backup is saved once its model and history are; the backup
         # stays until the run records the fit as over (a kill before that resumes, never refits). Keras
         # keeps the previous epoch's backup too and falls back to it when a kill cut the latest short.
-        keras.callbacks.BackupAndRestore(run.backup_dir, delete_checkpoint=False, double_checkpoint=True),
+        RunBackup(run.backup_dir),
         *(callbacks or []),
     ]
     start = time.perf_counter()

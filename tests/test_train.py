@@ -126,6 +126,20 @@ def test_a_backup_cut_short_by_a_kill_falls_back_to_the_epoch_before(tiny_demo, 
     assert list(pd.read_csv(out / "history.csv").epoch) == [0, 1, 2, 3] and metrics["epochs_run"] == 4
 
 
+def test_a_first_backup_cut_short_restarts_the_fit_instead_of_failing(tiny_demo, tmp_path, caplog):
+    """The first epoch's backup has no earlier copy: a kill while it is written restarts the fit."""
+    cfg = tiny_config(tiny_demo, epochs=2)
+    out = tmp_path / "run"
+    RunFolder(out).create(cfg)
+    (out / "backup").mkdir()
+    (out / "backup" / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 500)  # cut short
+    (out / "history.csv").write_text("epoch,learning_rate,loss,rmse,val_loss,val_rmse\n"
+                                     "0,0.001,500.0,22.4,300.0,17.3\n")  # written before the kill
+    metrics = train(cfg, out, verbose=0)
+    assert metrics["epochs_run"] == 2 and list(pd.read_csv(out / "history.csv").epoch) == [0, 1]
+    assert "cut short by a kill" in caplog.text
+
+
 KILL_AT = {
     # after the last epoch, before the run is evaluated and its metrics written
     "end": "class Kill(keras.callbacks.Callback):\n"
