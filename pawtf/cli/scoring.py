@@ -35,7 +35,7 @@ def cmd_predict(args) -> None:
 
 def cmd_rank(args) -> None:
     from pawtf.predict import contact_sheet, is_demo_model, rank, summary, write_scores
-    from pawtf.runs import DEMOMODEL_NOTE
+    from pawtf.runs import DEMO_MODEL_NOTE
 
     scorer = scorer_for(args.model)
     ranked = rank(scorer, args.photos, args.metadata, batch_size=args.batch_size, progress=not args.quiet)
@@ -48,7 +48,7 @@ def cmd_rank(args) -> None:
                                                      if scored < len(ranked) else "")
     sheet = contact_sheet(ranked, args.sheet, thumb=args.thumb, columns=args.columns,
                           title=f"{title} ({scorer.description})",
-                          warning=DEMOMODEL_NOTE if is_demo_model(scorer) else None)
+                          warning=DEMO_MODEL_NOTE if is_demo_model(scorer) else None)
     print(f"{summary(ranked)}; contact sheet: {sheet}", file=sys.stderr)
 
 

@@ -24,7 +24,7 @@ import math
 import keras
 import tensorflow as tf
 
-from pawtf.data.views import VIEWS, view_code
+from pawtf.data.views import VIEWS
 
 __all__ = ["ViewAugment", "gaussian_kernel"]
 

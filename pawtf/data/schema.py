@@ -22,9 +22,12 @@ import csv
 import dataclasses
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["DataError", "FLAGS", "ID_COLUMN", "LINE_COLUMN", "MAX_LISTED_PROBLEMS", "Problem",
            "TARGET_COLUMN", "TARGET_RANGE", "is_plain_stem", "read_table"]
