@@ -104,11 +104,16 @@ def _flush_stderr() -> None:
 
 
 def import_tensorflow():
-    """``import tensorflow`` without its start-up chatter; returns the module."""
+    """``import tensorflow`` without its start-up chatter; returns the module.
+
+    The devices are listed inside the filter too: TensorFlow looks for CUDA on its first device
+    query, not at import, and says ``failed call to cuInit`` there on a machine without a GPU.
+    """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with filtered_stderr():
         import tensorflow
 
+        tensorflow.config.list_physical_devices()
     return tensorflow

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,11 @@ def test_no_tensorflow_start_up_chatter_on_a_cpu(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     for chatter in ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "This TensorFlow binary"):
         assert chatter not in done.stderr, done.stderr
+    # TensorFlow looks for CUDA on its first device query ("failed call to cuInit" where there is none)
+    code = ("from pawtf.native_log import import_tensorflow; tf = import_tensorflow(); "
+            "print(float(tf.constant(1.0) + 1))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "2.0", done.stderr[-2000:]
+    if not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")):
+        assert not [line for line in done.stderr.splitlines() if line.startswith(("E0000", "I0000", "W0000"))], \
+            done.stderr

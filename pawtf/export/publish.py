@@ -59,6 +59,7 @@ import tensorflow as tf
 from pawtf.data.images import DEFAULT_MAX_PIXELS
 from pawtf.data.schema import FLAGS
 from pawtf.export.decode import decode_batch, resize
+from pawtf.native_log import DECODE_NOISE, filtered_stderr
 
 __all__ = ["CHECK_TOLERANCE", "IMAGE", "IMAGE_BYTES", "INFO_FILE", "METADATA", "SERVING_DECODED",
            "SERVING_DEFAULT", "WARMUP_BATCH_SIZES", "WARMUP_FILE", "ExportError", "default_name", "export",
@@ -285,14 +286,16 @@ def _check(path: Path, model, task, size: int, uses_metadata: bool,
             raise ExportError(f"the reloaded SavedModel differs from the Keras model by {diff:.3g} "
                               f"on {name!r}; nothing was published")
     jpegs = tf.stack([tf.io.encode_jpeg(tf.constant(im.astype(np.uint8))) for im in images])
-    out = loaded.signatures[SERVING_DEFAULT](image_bytes=jpegs, **extra)
+    with filtered_stderr(DECODE_NOISE):  # the first decode's oneDNN note
+        out = loaded.signatures[SERVING_DEFAULT](image_bytes=jpegs, **extra)
     if not np.all(np.isfinite(out[next(iter(expected))].numpy())):
         raise ExportError("serving_default returned non-finite scores; nothing was published")
     for request in warmup:
         inputs = {IMAGE_BYTES: tf.constant(list(request[IMAGE_BYTES]), tf.string)}
         if METADATA in request:
             inputs[METADATA] = tf.constant(request[METADATA])
-        out = loaded.signatures[SERVING_DEFAULT](**inputs)
+        with filtered_stderr(DECODE_NOISE):
+            out = loaded.signatures[SERVING_DEFAULT](**inputs)
         if not np.all(np.isfinite(out[next(iter(expected))].numpy())):
             raise ExportError("serving_default returned non-finite scores on the warm-up requests; "
                               "nothing was published")

