@@ -95,7 +95,8 @@ class SearchData:
         self.table = table
         self.base = search.base_run_config()
         self.fold_ids = search.fold_ids()
-        self.cache = EmbeddingCache(cache_dir or search.out / "embeddings", table, seed=search.seed)
+        self.cache = EmbeddingCache(cache_dir or search.feature_bank, table, seed=search.seed,
+                                    progress=search.progress)
         self._folds: dict = {}
         self._stats: dict = {}
         self._pipelines: dict = {}

@@ -173,7 +173,7 @@ def _say_end(search: SearchConfig, best: dict, seconds: float) -> None:
 def _save_search_config(search: SearchConfig) -> None:
     """The first run of a name fixes its settings: resuming with another space would mix trials."""
     path = search.out / "search.json"
-    free = ("budget_minutes", "export_dir")  # may change between sessions of one search
+    free = ("budget_minutes", "export_dir", "feature_bank_dir", "progress")  # may change between sessions
     current = dataclasses.asdict(search)
     if path.exists():
         saved = {**dataclasses.asdict(SearchConfig()), **json.loads(path.read_text())}  # newer fields
@@ -248,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--image-size", type=int, default=_D.image_size, help="(default: each backbone's own)")
     a("--no-embedding-cache", action="store_true", help="frozen-backbone trials read images every "
       "epoch instead of cached embeddings (slower; for comparison)")
+    a("--feature-bank", metavar="DIR", help="the feature bank of frozen-backbone trials: features "
+      "computed once per photo and kept, shared with `pawtf features --out DIR` (default: "
+      "<out>/embeddings)")
     a("--backbones", type=_strs, default=_D.backbones, help="comma-separated backbone choices "
       "(default: %(default)s)")
     a("--unfreeze", type=_ints, default=_D.unfreeze, help="choices of trainable top backbone layers; "
@@ -275,7 +278,8 @@ def config_from_args(args) -> SearchConfig:
         export_dir=args.export_dir, tuner=args.tuner,
         max_trials=args.max_trials, max_epochs=args.max_epochs, budget_minutes=args.budget_minutes,
         folds=args.folds, seed=args.seed, weights=args.weights, image_size=args.image_size,
-        cache_embeddings=not args.no_embedding_cache,
+        cache_embeddings=not args.no_embedding_cache, feature_bank_dir=args.feature_bank,
+        progress=not args.quiet,
         backbones=args.backbones, unfreeze=args.unfreeze,
         embedding_units=args.embedding_units, metadata_units=args.metadata_units,
         head_units=args.head_units, dropout=args.dropout, learning_rate=args.lr,

@@ -57,6 +57,8 @@ class SearchConfig:
     weights: str | None = "imagenet"  # fixed for all trials: imagenet, None or a weights file
     image_size: int | None = None  # fixed for all trials; None: each backbone's default
     cache_embeddings: bool = True  # frozen-backbone trials train on cached embeddings
+    feature_bank_dir: str | None = None  # their feature bank (pawtf.features); default: <out>/embeddings
+    progress: bool = True  # progress bars (feature extraction)
     # The space. Defaults follow the study; each is overridable from the command line.
     backbones: tuple[str, ...] = ("efficientnet_lite0",)
     unfreeze: tuple[int, ...] = (0, 20)  # trainable top layers; the study liked ~100 (GPU territory)
@@ -70,6 +72,11 @@ class SearchConfig:
     oversample: tuple[bool, ...] = (True, False)
 
     TUNERS = ("hyperband", "bayesian", "random")
+
+    @property
+    def feature_bank(self) -> Path:
+        """Where frozen-backbone trials keep their features: a bank ``pawtf features`` can share."""
+        return Path(self.feature_bank_dir) if self.feature_bank_dir else self.out / "embeddings"
 
     @property
     def out(self) -> Path:

