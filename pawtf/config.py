@@ -85,6 +85,14 @@ class ModelConfig:
     score_loss_weight: float = 1.0  # an mse score loss is divided by the training scores' variance
     flags_loss_weight: float = 1.0
     flag_balance: str = "balanced"  # per-flag class weights from the training fold, or "none"
+    # The head: "nn" (Keras, trained by gradient descent on images), or on feature-bank features
+    # (pawtf.feature_heads): "svr" (RBF, scikit-learn) or "ridge".
+    head: str = "nn"
+    features: str = ""  # svr/ridge: BACKBONE:LEVEL,... ("": <backbone>:pooled)
+    svr_c: float = 1.0  # on standardised features and standardised scores
+    svr_epsilon: float = 0.1  # in score standard deviations
+    svr_gamma: float | None = None  # None: 1 / number of features (scikit-learn's "scale")
+    ridge_alpha: float | None = None  # None: chosen by leave-one-out on the training fold (RidgeCV)
 
 
 @dataclasses.dataclass

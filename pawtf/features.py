@@ -46,7 +46,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["LEVELS", "FeatureBank", "FeatureSpec", "photo_hash"]
+__all__ = ["LEVELS", "FeatureBank", "FeatureSpec", "feature_model", "photo_hash"]
 
 logger = logging.getLogger(__name__)
 
@@ -249,17 +249,17 @@ class FeatureBank:
         return self._extractors[key]
 
 
-def _build_extractor(spec: FeatureSpec, levels: Sequence[str]) -> Callable:
-    """A traced function: 0-255 images [batch, size, size, 3] -> {level: features}, through `spec`'s view.
+def feature_model(spec: FeatureSpec, levels: Sequence[str], name: str = "feature_extractor"):
+    """A Keras model: 0-255 images [batch, size, size, 3] -> {level: features} for `spec`'s backbone,
+    weights and size (its view and level aside). The bank computes with it, and a head trained on the
+    bank's features serves on top of it (`pawtf.feature_heads`).
 
     ``pooled`` comes from the popularity model's own image half (`pawtf.models.popularity`), built with
     the spec's seed as training builds it, so its random weights (``none``) are those of a model built the
     same way."""
     import keras
-    import tensorflow as tf
 
     from pawtf.config import ModelConfig
-    from pawtf.data.augment import ViewAugment
     from pawtf.models import backbones
     from pawtf.models.popularity import EMBEDDING, IMAGE_INPUT, build_model
 
@@ -273,15 +273,24 @@ def _build_extractor(spec: FeatureSpec, levels: Sequence[str]) -> Callable:
     if "pooled" in levels:
         outputs["pooled"] = pooled
     if "multilevel" in levels:
-        pools = [keras.layers.GlobalAveragePooling2D(name=f"multilevel_{i}")(model.get_layer(name).output)
-                 for i, name in enumerate(registry.block_outputs(model))]
+        pools = [keras.layers.GlobalAveragePooling2D(name=f"multilevel_{i}")(model.get_layer(layer).output)
+                 for i, layer in enumerate(registry.block_outputs(model))]
         outputs["multilevel"] = keras.layers.Concatenate(name="multilevel")([*pools, pooled])
     if "logits" in levels:
         kernel, bias = registry.imagenet_classifier()
         head = keras.layers.Dense(len(bias), name="imagenet_logits")
         outputs["logits"] = head(pooled)
         head.set_weights([kernel, bias])
-    extractor = keras.Model(model.get_layer(IMAGE_INPUT).output, outputs, name="feature_extractor")
+    return keras.Model(model.get_layer(IMAGE_INPUT).output, outputs, name=name)
+
+
+def _build_extractor(spec: FeatureSpec, levels: Sequence[str]) -> Callable:
+    """A traced function: 0-255 images -> {level: features}, through `spec`'s view."""
+    import tensorflow as tf
+
+    from pawtf.data.augment import ViewAugment
+
+    extractor = feature_model(spec, levels)
     augment = ViewAugment()
     view = spec.view
 

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 import time
@@ -27,7 +28,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from pawtf import tasks
+from pawtf import feature_heads, tasks
 from pawtf.config import RunConfig, TrainConfig
 from pawtf.data.folder import describe, format_report, load_folder
 from pawtf.data.pipeline import make_dataset
@@ -292,7 +293,8 @@ def _fit(cfg: RunConfig, run: RunFolder, data: FoldData, task, stats, *, verbose
 
 
 def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbose="auto",
-          table: pd.DataFrame | None = None, callbacks: list | None = None) -> dict:
+          table: pd.DataFrame | None = None, callbacks: list | None = None,
+          feature_bank: str | Path = feature_heads.DEFAULT_BANK) -> dict:
     """Train one fold and write the run folder `out_dir`.
 
     Re-running a killed run with the same settings resumes it from its last finished epoch (a task
@@ -306,6 +308,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
         verbose: Keras's verbosity (0: silent, also no progress bars).
         table: an already validated table (skips validating the folder again).
         callbacks: extra Keras callbacks (see `fit_model`).
+        feature_bank: the feature bank of a feature head (``cfg.model.head`` svr or ridge).
 
     Returns:
         The metrics, also written to the run folder.
@@ -317,6 +320,8 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     """
     task = tasks.get(cfg.model.task)
     task.check_config(cfg)
+    feature_heads.check_config(cfg)
+    cfg = feature_heads.resolve(cfg)  # the folder records the feature head's image size and features
     run = RunFolder(out_dir)
     run.check(cfg, overwrite=overwrite)
     keras.utils.set_random_seed(cfg.train.seed)
@@ -324,13 +329,15 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     data = fold_data(cfg, table)
     run.create(cfg, overwrite=overwrite)
     run.write_split(data.split_table())
-    metrics = task.fit(cfg, run, data, fit_model, verbose=verbose, callbacks=callbacks)
+    fit = fit_model if cfg.model.head == "nn" else functools.partial(feature_heads.fit_feature_head,
+                                                                     bank_dir=feature_bank)
+    metrics = task.fit(cfg, run, data, fit, verbose=verbose, callbacks=callbacks)
     run.write_metrics(metrics)
     return metrics
 
 
 def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False,
-                   verbose="auto") -> dict:
+                   verbose="auto", feature_bank: str | Path = feature_heads.DEFAULT_BANK) -> dict:
     """Train every fold into ``out_dir/fold<k>`` (each resumable) and write ``cv.json``.
 
     Returns:
@@ -341,6 +348,8 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
     out = Path(out_dir)
     task = tasks.get(cfg.model.task)
     task.check_config(cfg)
+    feature_heads.check_config(cfg)
+    cfg = feature_heads.resolve(cfg)
     table = load_table(cfg, progress=verbose != 0)
     results = []
     for k in range(cfg.data.folds):
@@ -350,7 +359,8 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
         metrics = None if overwrite else run.finished_metrics(fold_cfg, "fold",
                                                               "choose another --out or pass --overwrite")
         if metrics is None:
-            metrics = train(fold_cfg, run.path, overwrite=overwrite, verbose=verbose, table=table)
+            metrics = train(fold_cfg, run.path, overwrite=overwrite, verbose=verbose, table=table,
+                            feature_bank=feature_bank)
         results.append(metrics)
         logger.info(f"fold {k}: " + task.headline(metrics))
     summary = {"task": task.name}

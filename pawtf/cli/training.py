@@ -7,7 +7,15 @@ import json
 import os
 
 from pawtf import tasks
-from pawtf.cli.options import ANALYSIS, DATA, MODEL, SUMMARIES, TRAIN, positive_int, weights_arg
+from pawtf.cli.options import (
+    ANALYSIS,
+    DATA,
+    MODEL,
+    SUMMARIES,
+    TRAIN,
+    positive_int,
+    weights_arg,
+)
 from pawtf.config import RunConfig
 
 __all__ = ["add_analyze_metadata", "add_baseline", "add_cv", "add_demo_data", "add_run_options", "add_train",
@@ -36,6 +44,24 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                    help="one of: " + ", ".join(backbones.names()) + " (default: %(default)s)")
     p.add_argument("--weights", type=weights_arg, default=MODEL.weights,
                    help="imagenet, none, or a weights file (default: %(default)s)")
+    p.add_argument("--head", choices=["nn", "svr", "ridge"], default=MODEL.head,
+                   help="nn: a Keras head trained on the photos; svr (RBF) or ridge: scikit-learn on "
+                        "feature-bank features (--features), fitted in seconds once the bank holds them "
+                        "(default: %(default)s)")
+    p.add_argument("--features", default=MODEL.features, metavar="BACKBONE:LEVEL,...",
+                   help="svr/ridge: the features, e.g. efficientnet_lite0:pooled,efficientnet_lite2:logits; "
+                        "levels pooled, multilevel, logits (default: <--backbone>:pooled)")
+    p.add_argument("--feature-bank", default="feature_bank", metavar="DIR",
+                   help="svr/ridge: where features are kept, shared with `pawtf features` (default: "
+                        "%(default)s)")
+    p.add_argument("--svr-c", type=float, default=MODEL.svr_c, help="svr: C, on standardised scores "
+                   "(default: %(default)s)")
+    p.add_argument("--svr-epsilon", type=float, default=MODEL.svr_epsilon,
+                   help="svr: epsilon, in score standard deviations (default: %(default)s)")
+    p.add_argument("--svr-gamma", type=float, default=MODEL.svr_gamma,
+                   help="svr: RBF gamma (default: 1 / number of features)")
+    p.add_argument("--ridge-alpha", type=float, default=MODEL.ridge_alpha,
+                   help="ridge: alpha (default: chosen by leave-one-out on the training fold)")
     p.add_argument("--unfreeze", type=int, default=MODEL.unfreeze,
                    help="train the last N backbone layers, -1 for all; BatchNorm stays frozen "
                         "(default: %(default)s)")
@@ -72,6 +98,8 @@ def run_config(args) -> RunConfig:
     m.use_metadata, m.loss = not args.no_metadata, args.loss
     m.task, m.flag_balance = args.task, args.flag_balance
     m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
+    m.head, m.features, m.svr_c, m.svr_epsilon = args.head, args.features, args.svr_c, args.svr_epsilon
+    m.svr_gamma, m.ridge_alpha = args.svr_gamma, args.ridge_alpha
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
     t.oof_folds = args.oof_folds
@@ -80,7 +108,10 @@ def run_config(args) -> RunConfig:
     if not 0 <= cfg.data.fold < args.folds:
         raise SystemExit(f"pawtf: error: --fold must be in 0..{args.folds - 1}")
     try:
+        from pawtf import feature_heads
+
         tasks.get(cfg.model.task).check_config(cfg)
+        feature_heads.check_config(cfg)
     except ValueError as err:
         raise SystemExit(f"pawtf: error: {err}")
     return cfg
@@ -96,14 +127,15 @@ def cmd_demo_data(args) -> None:
 def cmd_train(args) -> None:
     from pawtf.train import train
 
-    metrics = train(run_config(args), args.out, overwrite=args.overwrite)
+    metrics = train(run_config(args), args.out, overwrite=args.overwrite, feature_bank=args.feature_bank)
     print(json.dumps(metrics))
 
 
 def cmd_cv(args) -> None:
     from pawtf.train import cross_validate
 
-    summary = cross_validate(run_config(args), args.out, overwrite=args.overwrite)
+    summary = cross_validate(run_config(args), args.out, overwrite=args.overwrite,
+                             feature_bank=args.feature_bank)
     print(json.dumps(summary))
 
 

@@ -45,7 +45,9 @@ class GradCAM(_GradientExplainer):
             feature_map = self.target_model.get_layer(layer).output
         except ValueError:
             raise ValueError(f"model has no layer {layer!r} on the path to its output; pawtf models "
-                             f"built by pawtf.models carry {FEATURES_LAYER!r}") from None
+                             f"built by pawtf.models carry {FEATURES_LAYER!r}, but a feature head's "
+                             "(--head svr or ridge) holds its backbones inside: explain it with "
+                             "--methods vanilla,smoothgrad,rise") from None
         if len(feature_map.shape) != 4:
             raise ValueError(f"layer {layer!r} must output a feature map [N, h, w, C], got "
                              f"{feature_map.shape}")

@@ -1,0 +1,185 @@
+"""Heads on feature-bank features: an RBF SVR or ridge regression (scikit-learn), served as Keras.
+
+The PetFinder Pawpularity winners fed pooled features and ImageNet logits of pretrained backbones to an
+SVR. Here a run with ``--head svr`` or ``--head ridge`` takes the features its ``--features`` name from
+the feature bank (`pawtf.features`; computed once per photo, so a second run trains in seconds), the 12
+flags where the model takes them, standardises them on the training fold, fits the estimator to the
+standardised training scores and writes an ordinary run folder. Its model is Keras end to end: the
+backbones' feature extractors, the standardisation (``Normalization``), the fitted estimator as Keras
+ops (:class:`pawtf.models.layers.KernelRegression` for the SVR, a ``Dense`` for ridge) and the score,
+clipped to 0-100. So ``pawtf export`` writes a TF Serving SavedModel with no Python in it, and predict,
+rank and explain take the run as any other. All the run's backbones read the photo at one size: the
+largest of their own (or ``--image-size``).
+
+Example:
+
+>>> cfg = RunConfig()                                                       # doctest: +SKIP
+>>> cfg.model.head, cfg.model.features = "svr", "lite0:pooled,lite2:logits"  # doctest: +SKIP
+>>> train(cfg, "runs/svr")["val_rmse"]                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pawtf import tasks
+from pawtf.config import RunConfig
+from pawtf.features import FeatureBank, FeatureSpec, feature_model
+
+__all__ = ["DEFAULT_BANK", "FEATURE_HEADS", "HEADS", "check_config", "feature_specs", "fit_feature_head",
+           "resolve", "serving_model"]
+
+logger = logging.getLogger(__name__)
+
+#: Every head: ``nn`` is the Keras head trained on images; the others stand on bank features.
+HEADS = ("nn", "svr", "ridge")
+FEATURE_HEADS = ("svr", "ridge")
+#: The feature bank a training run reads and fills unless told (relative to the working folder).
+DEFAULT_BANK = "feature_bank"
+
+
+def feature_specs(cfg: RunConfig) -> list[FeatureSpec]:
+    """The bank specs of `cfg`'s features, all at the run's one image size."""
+    m = cfg.model
+    specs = FeatureSpec.parse_list(m.features or f"{m.backbone}:pooled", weights=m.weights or "none",
+                                   seed=cfg.train.seed)
+    size = m.image_size or max(s.image_size for s in specs)
+    return [dataclasses.replace(s, image_size=size) for s in specs]
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Refuse feature-head settings that cannot train, before any work."""
+    m = cfg.model
+    if m.head not in HEADS:
+        raise ValueError(f"unknown --head {m.head!r}; expected one of: {', '.join(HEADS)}")
+    if m.head == "nn":
+        if m.features:
+            raise ValueError("--features is for the feature heads (--head svr or ridge); the nn head "
+                             "trains on the photos through --backbone")
+        return
+    if m.task != "score":
+        raise ValueError(f"--head {m.head} predicts the score (--task score); --task {m.task} trains "
+                         "with --head nn")
+    if m.unfreeze:
+        raise ValueError(f"--head {m.head} stands on frozen features; --unfreeze {m.unfreeze} is for "
+                         "--head nn")
+    if m.svr_c <= 0 or m.svr_epsilon < 0 or (m.svr_gamma is not None and m.svr_gamma <= 0):
+        raise ValueError("--svr-c and --svr-gamma must be > 0 and --svr-epsilon >= 0")
+    if m.ridge_alpha is not None and m.ridge_alpha <= 0:
+        raise ValueError("--ridge-alpha must be > 0")
+    feature_specs(cfg)  # names and levels
+
+
+def resolve(cfg: RunConfig) -> RunConfig:
+    """`cfg` with its feature head's settings spelt out (features by registry name, the image size,
+    the first feature's backbone as ``backbone``), as the run folder records them; unchanged for nn."""
+    if cfg.model.head == "nn":
+        return cfg
+    specs = feature_specs(cfg)
+    out = RunConfig.from_dict(cfg.to_dict())
+    out.model.features = ",".join(f"{s.backbone}:{s.level}" for s in specs)
+    out.model.image_size, out.model.backbone = specs[0].image_size, specs[0].backbone
+    return out
+
+
+def _design(bank: FeatureBank, specs, rows, with_metadata: bool) -> np.ndarray:
+    from pawtf.data.pipeline import metadata_array
+
+    x = bank.get(rows["path"].tolist(), specs)
+    return np.hstack([x, metadata_array(rows)]) if with_metadata else x
+
+
+def fit_feature_head(cfg: RunConfig, run, data, *, bank_dir: str | Path = DEFAULT_BANK, verbose="auto",
+                     callbacks=None, prepare=None) -> dict:
+    """Fit `cfg`'s feature head on `data`'s training rows into the created run folder `run`; returns the
+    metrics (not yet written), measured through the saved Keras model on the validation photos, with
+    scikit-learn's own validation RMSE beside them (``sklearn_val_rmse``: the two agree).
+
+    The training rows are not oversampled (copies would only weigh rows in a kernel fit). A killed run
+    resumes: the bank keeps every finished part, and a saved model is not fitted again."""
+    from sklearn.linear_model import Ridge, RidgeCV
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    from pawtf.train import evaluate_model
+
+    del callbacks, prepare  # Keras-fit hooks: nothing to call back here
+    m = cfg.model
+    task, stats = tasks.get(m.task), tasks.TaskStats.from_rows(data.train)
+    specs, with_metadata = feature_specs(cfg), task.takes_metadata(m)
+    bank = FeatureBank(bank_dir, batch_size=cfg.train.batch_size, progress=verbose != 0)
+    fitted: dict = run.fitted()
+    if not (fitted and run.has_model):
+        x_train = _design(bank, specs, data.train, with_metadata)
+        x_val = _design(bank, specs, data.val, with_metadata)
+        y = data.train["Pawpularity"].to_numpy(np.float64)
+        y_mean, y_std = float(y.mean()), float(y.std()) or 1.0
+        start = time.perf_counter()
+        scaler = StandardScaler().fit(x_train)
+        z_train, z_val = scaler.transform(x_train), scaler.transform(x_val)
+        if m.head == "svr":
+            estimator = SVR(C=m.svr_c, epsilon=m.svr_epsilon, gamma=m.svr_gamma or "scale")
+        else:
+            estimator = Ridge(m.ridge_alpha) if m.ridge_alpha else RidgeCV(np.logspace(-1, 5, 19))
+        estimator.fit(z_train, (y - y_mean) / y_std)
+        seconds = time.perf_counter() - start
+        sk_val = np.clip(estimator.predict(z_val) * y_std + y_mean, 0, 100)
+        sk_rmse = float(np.sqrt(np.mean((sk_val - data.val["Pawpularity"].to_numpy()) ** 2)))
+        run.save_model(serving_model(cfg, specs, scaler, estimator, y_mean, y_std, with_metadata))
+        fitted = {"fit_seconds": round(seconds, 2), "sklearn_val_rmse": sk_rmse, "n_features": x_train.shape[1],
+                  **({"n_support": int(len(estimator.support_)), "gamma": float(estimator._gamma)}
+                     if m.head == "svr" else {"alpha": float(getattr(estimator, "alpha_", m.ridge_alpha))})}
+        run.write_fitted(fitted)
+        logger.info("%s head fitted on %d rows x %d features in %.1f s (validation RMSE %.3f); checking "
+                    "the saved model on the validation photos ...", m.head, len(x_train), x_train.shape[1],
+                    seconds, sk_rmse)
+    metrics = evaluate_model(run.load_model(), cfg, data, stats)
+    metrics.update({"head": m.head, "features": m.features, **fitted, "feature_bank": str(bank_dir)})
+    return metrics
+
+
+def serving_model(cfg: RunConfig, specs, scaler, estimator, y_mean: float, y_std: float,
+                  with_metadata: bool):
+    """The fitted head as one Keras model: ``image`` (0-255, the run's size) and, with metadata,
+    ``metadata`` -> ``pawpularity`` (0-100)."""
+    import keras
+
+    from pawtf.models.layers import KernelRegression
+    from pawtf.models.popularity import IMAGE_INPUT
+    from pawtf.tasks.outputs import SCORE_OUTPUT
+
+    size = specs[0].image_size
+    image = keras.Input((size, size, 3), name=IMAGE_INPUT)
+    groups: dict[tuple, list[FeatureSpec]] = {}
+    for spec in specs:
+        groups.setdefault(spec.extractor_key, []).append(spec)
+    by_spec = {}
+    for i, group in enumerate(groups.values()):
+        extractor = feature_model(group[0], [s.level for s in group], name=f"features{i}_{group[0].backbone}")
+        outputs = extractor(image)
+        by_spec.update({s: outputs[s.level] for s in group})
+    parts, inputs = [by_spec[s] for s in specs], [image]
+    if with_metadata:
+        metadata = keras.Input((12,), name="metadata")
+        parts.append(metadata)
+        inputs.append(metadata)
+    x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
+    x = keras.layers.Normalization(mean=scaler.mean_, variance=scaler.scale_ ** 2, name="standardize")(x)
+    if cfg.model.head == "svr":
+        support = estimator.support_vectors_
+        head = KernelRegression(len(support), float(estimator._gamma), name="svr")
+        y = head(x)
+        head.set_weights([support.astype("float32"), (estimator.dual_coef_.T * y_std).astype("float32"),
+                          (np.asarray(estimator.intercept_) * y_std + y_mean).astype("float32")])
+    else:
+        head = keras.layers.Dense(1, name="ridge")
+        y = head(x)
+        head.set_weights([(estimator.coef_[:, None] * y_std).astype("float32"),
+                          np.array([estimator.intercept_ * y_std + y_mean], "float32")])
+    score = keras.layers.ReLU(max_value=100.0, name=SCORE_OUTPUT)(y)  # clipped to 0-100
+    return keras.Model(inputs, score, name=f"pawpularity_{cfg.model.head}")

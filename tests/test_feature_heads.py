@@ -1,0 +1,135 @@
+"""Tests for pawtf.feature_heads: SVR and ridge heads on feature-bank features, trained, exported, scored.
+
+The tiny demo (60 photos) at 64 px with the offline ImageNet EfficientNet-Lite weights.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from pawtf.config import RunConfig
+from pawtf.train import train
+
+SIZE = 64
+
+
+def config(tiny_demo, head, features="efficientnet_lite0:pooled", **model):
+    cfg = RunConfig()
+    cfg.data.data_dir = str(tiny_demo)
+    cfg.model.head, cfg.model.features, cfg.model.image_size = head, features, SIZE
+    for key, value in model.items():
+        setattr(cfg.model, key, value)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    return tmp_path_factory.mktemp("bank")
+
+
+@pytest.fixture(scope="module")
+def svr_run(tiny_demo, bank, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "svr"
+    metrics = train(config(tiny_demo, "svr", "lite0:pooled,lite2:logits"), out, verbose=0, feature_bank=bank)
+    return out, metrics
+
+
+def test_the_served_model_is_the_fitted_estimator(svr_run):
+    from pawtf.runs import load_run
+
+    out, metrics = svr_run
+    assert metrics["head"] == "svr" and metrics["n_support"] > 0
+    assert metrics["features"] == "efficientnet_lite0:pooled,efficientnet_lite2:logits"
+    assert metrics["n_features"] == 1280 + 1000 + 12  # and the flags
+    # val_rmse comes from the saved Keras model on the validation photos, the other from scikit-learn
+    assert metrics["val_rmse"] == pytest.approx(metrics["sklearn_val_rmse"], abs=1e-3)
+    run = load_run(out)
+    assert run.image_size == SIZE and run.uses_metadata and run.finished
+    assert run.config.model.backbone == "efficientnet_lite0"
+    assert {layer.name for layer in run.model.layers} >= {"standardize", "svr", "pawpularity"}
+
+
+def test_a_second_head_reuses_the_bank_and_exports(tiny_demo, bank, svr_run, tmp_path):
+    from pawtf.export import export
+    from pawtf.runs import load_run
+
+    parts = sorted(p.name for p in bank.rglob("part-*.npz"))
+    metrics = train(config(tiny_demo, "ridge", "lite2:logits", use_metadata=False), tmp_path / "ridge",
+                    verbose=0, feature_bank=bank)
+    assert sorted(p.name for p in bank.rglob("part-*.npz")) == parts  # nothing computed again
+    assert metrics["alpha"] > 0 and metrics["n_features"] == 1000
+    assert metrics["val_rmse"] == pytest.approx(metrics["sklearn_val_rmse"], abs=1e-3)
+    run = load_run(tmp_path / "ridge")
+    assert not run.uses_metadata
+    version = export(run, tmp_path / "served")  # checks the SavedModel against the Keras model
+    info = json.loads((version / "pawtf.json").read_text())
+    assert info["task"] == "score"
+
+
+def test_scores_from_the_run_match_scikit_learn(svr_run, tiny_demo):
+    """predict takes a feature-head run as any other (its model recomputes the features from the photo)."""
+    from pawtf.predict import predict
+    from pawtf.scorers import load_scorer
+
+    out, metrics = svr_run
+    split = __import__("pandas").read_csv(out / "split.csv", dtype={"Id": str})
+    val_ids = split.loc[split.role == "val", "Id"]
+    photos = [tiny_demo / "train" / f"{i}.jpg" for i in list(val_ids)[:4]]
+    scores = predict(load_scorer(out), photos, tiny_demo / "train.csv", progress=False)
+    assert all(s.ok and 0 <= s.score <= 100 for s in scores)
+
+
+def test_resume_does_not_fit_again(tiny_demo, bank, tmp_path, monkeypatch):
+    from pawtf import feature_heads, train as train_module
+
+    cfg = config(tiny_demo, "ridge")
+    calls = []
+    real = train_module.evaluate_model
+
+    def killed(*args, **kwargs):
+        calls.append(1)
+        raise KeyboardInterrupt  # killed after the model was saved
+
+    monkeypatch.setattr(train_module, "evaluate_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", verbose=0, feature_bank=bank)
+    monkeypatch.setattr(train_module, "evaluate_model", real)
+    fitted = (tmp_path / "run" / "fitted.json").read_text()
+    monkeypatch.setattr(feature_heads, "serving_model", lambda *a, **k: pytest.fail("fitted again"))
+    metrics = train(cfg, tmp_path / "run", verbose=0, feature_bank=bank)
+    assert (tmp_path / "run" / "fitted.json").read_text() == fitted and metrics["head"] == "ridge"
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"task": "multitask"}, "--head svr predicts the score"),
+    ({"unfreeze": 10}, "stands on frozen features"),
+    ({"features": "lite0:deep"}, "unknown feature level 'deep'"),
+    ({"svr_c": 0.0}, "--svr-c"),
+])
+def test_settings_a_feature_head_cannot_train_with(tiny_demo, tmp_path, changes, message):
+    cfg = config(tiny_demo, "svr", **{k: v for k, v in changes.items() if k != "features"})
+    if "features" in changes:
+        cfg.model.features = changes["features"]
+    with pytest.raises(ValueError, match=message):
+        train(cfg, tmp_path / "run", verbose=0, feature_bank=tmp_path / "bank")
+    assert not (tmp_path / "run").exists()
+
+
+def test_features_need_a_feature_head(tiny_demo, tmp_path):
+    cfg = config(tiny_demo, "nn")
+    with pytest.raises(ValueError, match="--features is for the feature heads"):
+        train(cfg, tmp_path / "run", verbose=0)
+
+
+def test_cli_train_with_a_feature_head(tiny_demo, bank, tmp_path, capsys):
+    from pawtf.cli import main
+
+    assert main(["train", "--data", str(tiny_demo), "--out", str(tmp_path / "run"), "--head", "svr",
+                 "--features", "lite0:pooled", "--image-size", str(SIZE), "--feature-bank", str(bank),
+                 "--svr-c", "2"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["head"] == "svr" and np.isfinite(metrics["val_rmse"])
+    with pytest.raises(SystemExit, match="--head svr predicts the score"):
+        main(["train", "--data", str(tiny_demo), "--out", str(tmp_path / "bad"), "--head", "svr",
+              "--task", "buckets"])
