@@ -68,7 +68,8 @@ class Parser(argparse.ArgumentParser):
 SUBCOMMANDS = {"demo-data": training.add_demo_data, "train": training.add_train, "cv": training.add_cv,
                "baseline": training.add_baseline, "export": scoring.add_export, "predict": scoring.add_predict,
                "rank": scoring.add_rank, "crop": scoring.add_crop, "explain": explaining.add_explain,
-               "analyze-metadata": training.add_analyze_metadata, "features": features.add_features}
+               "analyze-metadata": training.add_analyze_metadata, "features": features.add_features,
+               "dedupe": features.add_dedupe}
 
 #: Commands that never load TensorFlow.
 WITHOUT_TENSORFLOW = ("demo-data",)

@@ -33,6 +33,7 @@ SUMMARIES = {
     "crop": "crop advice: score candidate crops, save the best if it raises the score",
     "explain": "saliency maps (Grad-CAM++, gradients, RISE...) and their scores",
     "features": "compute and keep backbone features of photos (the feature bank)",
+    "dedupe": "find groups of near-duplicate photos (mirrored, recompressed, cropped copies)",
     "analyze-metadata": ("what the 12 flags say about the score: per-flag effects, chi-square vs terciles, "
                          "logistic ranking, metadata-only RMSE"),
 }
