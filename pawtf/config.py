@@ -59,6 +59,8 @@ class DataConfig:
     oversample: list[OversampleRule] = dataclasses.field(default_factory=study_oversampling)
     skip_bad: bool = False
     cache: bool = True
+    # Near-duplicate photos (pawtf.dedupe) at this cosine similarity or more share a fold; None: no check
+    dedupe: float | None = None
 
 
 @dataclasses.dataclass

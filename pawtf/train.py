@@ -57,18 +57,25 @@ class FoldData:
     def split_table(self) -> pd.DataFrame:
         """Every row's Id, fold and role (``train`` or ``val``)."""
         roles = np.where(self.folds == self.fold, "val", "train")
-        return pd.DataFrame({ID_COLUMN: self.table[ID_COLUMN], "fold": self.folds, "role": roles})
+        split = pd.DataFrame({ID_COLUMN: self.table[ID_COLUMN], "fold": self.folds, "role": roles})
+        if "group" in self.table:  # near-duplicate groups (--dedupe)
+            split["group"] = self.table["group"].to_numpy()
+        return split
 
 
-def load_table(cfg: RunConfig, progress: bool = True) -> pd.DataFrame:
+def load_table(cfg: RunConfig, progress: bool = True,
+               feature_bank: str | Path = feature_heads.DEFAULT_BANK) -> pd.DataFrame:
     """Validate the data folder (the CSV and every image) before any training.
 
     Args:
-        cfg: the run's settings (``data.data_dir``, ``data.skip_bad``).
-        progress: show a progress bar while images are checked.
+        cfg: the run's settings (``data.data_dir``, ``data.skip_bad``, ``data.dedupe``).
+        progress: show a progress bar while images are checked (and features computed).
+        feature_bank: where `pawtf.dedupe` reads features, with ``data.dedupe``.
 
     Returns:
-        The validated table (with a ``path`` column); with ``skip_bad``, the rows dropped are logged.
+        The validated table (with a ``path`` column); with ``skip_bad``, the rows dropped are logged;
+        with ``data.dedupe``, a ``group`` column: near-duplicate photos share a group, and the folds
+        keep each group in one fold.
 
     Raises:
         pawtf.data.schema.DataError: listing every problem (without ``skip_bad``).
@@ -77,7 +84,18 @@ def load_table(cfg: RunConfig, progress: bool = True) -> pd.DataFrame:
                                   progress=progress)
     if problems:
         logger.warning(format_report(problems, total=table.attrs.get("rows_read")))
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    if cfg.data.dedupe is not None:
+        from pawtf.dedupe import find_groups
+        from pawtf.features import FeatureBank
+
+        groups = find_groups(table["path"].tolist(), FeatureBank(feature_bank, progress=progress),
+                             threshold=cfg.data.dedupe)
+        table["group"] = groups["group"].to_numpy()
+        copies = groups[groups.group_size > 1]
+        logger.info("near-duplicates (similarity >= %s): %d groups hold %d photos; each group stays in one "
+                    "fold", cfg.data.dedupe, copies.group.nunique(), len(copies))
+    return table
 
 
 def fold_data(cfg: RunConfig, table: pd.DataFrame, fold: int | None = None) -> FoldData:
@@ -90,7 +108,8 @@ def fold_data(cfg: RunConfig, table: pd.DataFrame, fold: int | None = None) -> F
     fold = cfg.data.fold if fold is None else fold
     if not 0 <= fold < cfg.data.folds:
         raise ValueError(f"fold must be in 0..{cfg.data.folds - 1}, got {fold}")
-    folds = make_folds(table, k=cfg.data.folds, seed=cfg.train.seed, n_bins=cfg.data.score_bins)
+    groups = table["group"] if "group" in table and cfg.data.dedupe is not None else None
+    folds = make_folds(table, k=cfg.data.folds, seed=cfg.train.seed, n_bins=cfg.data.score_bins, groups=groups)
     train, val = table[folds != fold], table[folds == fold]
     plan = oversample(train, cfg.data.oversample)
     check_no_leak(plan, val)
@@ -325,7 +344,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     run = RunFolder(out_dir)
     run.check(cfg, overwrite=overwrite)
     keras.utils.set_random_seed(cfg.train.seed)
-    table = load_table(cfg, progress=verbose != 0) if table is None else table
+    table = load_table(cfg, progress=verbose != 0, feature_bank=feature_bank) if table is None else table
     data = fold_data(cfg, table)
     run.create(cfg, overwrite=overwrite)
     run.write_split(data.split_table())
@@ -350,7 +369,7 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
     task.check_config(cfg)
     feature_heads.check_config(cfg)
     cfg = feature_heads.resolve(cfg)
-    table = load_table(cfg, progress=verbose != 0)
+    table = load_table(cfg, progress=verbose != 0, feature_bank=feature_bank)
     results = []
     for k in range(cfg.data.folds):
         fold_cfg = RunConfig.from_dict(cfg.to_dict())

@@ -98,3 +98,26 @@ def test_cli_dedupe(tiny_demo, tmp_path, capsys):
     assert (tmp_path / "out" / "groups.png").is_file()
     with pytest.raises(SystemExit, match="--threshold must be in"):
         main([*args[:-3], "--threshold", "2", "--quiet"])
+
+
+def test_train_keeps_copies_in_one_fold(tiny_demo, tmp_path):
+    """--dedupe: 8 photos saved again under new Ids (byte-identical copies, as a scrape makes) each stay
+    in their original's fold."""
+    from pawtf.config import RunConfig
+    from pawtf.train import fold_data, load_table
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_demo, data)
+    table = pd.read_csv(data / "train.csv", dtype={"Id": str})
+    copies = table.head(8).assign(Id=[f"copy{i}" for i in range(8)])
+    for original, copy in zip(table.Id.head(8), copies.Id):
+        shutil.copy(data / "train" / f"{original}.jpg", data / "train" / f"{copy}.jpg")
+    pd.concat([table, copies]).to_csv(data / "train.csv", index=False)
+    cfg = RunConfig()
+    cfg.data.data_dir, cfg.model.image_size, cfg.data.dedupe = str(data), 64, 0.9999
+    rows = load_table(cfg, progress=False, feature_bank=tmp_path / "bank")
+    split = fold_data(cfg, rows).split_table().set_index("Id")
+    for original, copy in zip(table.Id.head(8), copies.Id):
+        assert split.loc[original, "fold"] == split.loc[copy, "fold"]
+        assert split.loc[original, "group"] == split.loc[copy, "group"]
+    assert (split.group.value_counts() == 2).sum() == 8

@@ -95,7 +95,7 @@ def run_search(search: SearchConfig, verbose: int = 1) -> dict | None:
         else:
             _wait_for(Path(search.data_dir) / "train.csv")
     logger.info("checking the data in %s (train.csv and every photo) ...", search.data_dir)
-    table = load_table(search.base_run_config(), progress=verbose > 0)
+    table = load_table(search.base_run_config(), progress=verbose > 0, feature_bank=search.feature_bank)
     data = SearchData(search, table)
     held_out = sum(len(data.fold(k, search.base_run_config()).val) for k in data.fold_ids)
     logger.info("data OK: %d photos; the objective is measured on %d held-out photos%s", len(table),
@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--feature-bank", metavar="DIR", help="the feature bank of frozen-backbone trials: features "
       "computed once per photo and kept, shared with `pawtf features --out DIR` (default: "
       "<out>/embeddings)")
+    a("--dedupe", type=float, nargs="?", const=0.9, default=_D.dedupe, metavar="SIMILARITY",
+      help="keep near-duplicate photos (cosine similarity >= SIMILARITY, 0.9 when not given) in one fold")
     a("--backbones", type=_strs, default=_D.backbones, help="comma-separated backbone choices "
       "(default: %(default)s)")
     a("--unfreeze", type=_ints, default=_D.unfreeze, help="choices of trainable top backbone layers; "
@@ -278,7 +280,7 @@ def config_from_args(args) -> SearchConfig:
         export_dir=args.export_dir, tuner=args.tuner,
         max_trials=args.max_trials, max_epochs=args.max_epochs, budget_minutes=args.budget_minutes,
         folds=args.folds, seed=args.seed, weights=args.weights, image_size=args.image_size,
-        cache_embeddings=not args.no_embedding_cache, feature_bank_dir=args.feature_bank,
+        cache_embeddings=not args.no_embedding_cache, feature_bank_dir=args.feature_bank, dedupe=args.dedupe,
         progress=not args.quiet,
         backbones=args.backbones, unfreeze=args.unfreeze,
         embedding_units=args.embedding_units, metadata_units=args.metadata_units,

@@ -59,6 +59,7 @@ class SearchConfig:
     cache_embeddings: bool = True  # frozen-backbone trials train on cached embeddings
     feature_bank_dir: str | None = None  # their feature bank (pawtf.features); default: <out>/embeddings
     progress: bool = True  # progress bars (feature extraction)
+    dedupe: float | None = None  # near-duplicates (cosine >= this) share a fold; None: no check
     # The space. Defaults follow the study; each is overridable from the command line.
     backbones: tuple[str, ...] = ("efficientnet_lite0",)
     unfreeze: tuple[int, ...] = (0, 20)  # trainable top layers; the study liked ~100 (GPU territory)
@@ -122,6 +123,7 @@ class SearchConfig:
         cfg.data.data_dir = self.data_dir
         cfg.train.seed = self.seed
         cfg.model.weights, cfg.model.image_size = self.weights, self.image_size
+        cfg.data.dedupe = self.dedupe
         if self.folds > 1:
             cfg.data.folds = self.folds
         return cfg

@@ -79,6 +79,9 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
     if one_fold:
         p.add_argument("--fold", type=int, default=DATA.fold, help="validation fold (default: %(default)s)")
     p.add_argument("--no-oversample", action="store_true", help="no oversampled copies")
+    p.add_argument("--dedupe", type=float, nargs="?", const=0.9, default=DATA.dedupe, metavar="SIMILARITY",
+                   help="keep near-duplicate photos (pawtf dedupe; cosine similarity >= SIMILARITY, 0.9 when "
+                        "not given) in one fold, so no copy validates its original")
     p.add_argument("--seed", type=int, default=TRAIN.seed, help="(default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true",
                    help="drop bad rows/images with a printed report instead of failing")
@@ -90,6 +93,9 @@ def run_config(args) -> RunConfig:
     cfg.data.data_dir = args.data
     cfg.data.folds, cfg.data.skip_bad = args.folds, args.skip_bad
     cfg.data.fold = getattr(args, "fold", cfg.data.fold)
+    cfg.data.dedupe = args.dedupe
+    if args.dedupe is not None and not 0 < args.dedupe <= 1:
+        raise SystemExit(f"pawtf: error: --dedupe must be in (0, 1], got {args.dedupe}")
     if args.no_oversample:
         cfg.data.oversample = []
     m = cfg.model
