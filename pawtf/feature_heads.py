@@ -31,8 +31,8 @@ from pawtf import tasks
 from pawtf.config import RunConfig
 from pawtf.features import FeatureBank, FeatureSpec, feature_model
 
-__all__ = ["DEFAULT_BANK", "FEATURE_HEADS", "HEADS", "check_config", "feature_specs", "fit_feature_head",
-           "resolve", "serving_model"]
+__all__ = ["DEFAULT_BANK", "FEATURE_HEADS", "HEADS", "FittedHead", "check_config", "design", "feature_specs",
+           "fit_feature_head", "fit_head", "head_model", "head_output", "resolve", "serving_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,85 @@ def resolve(cfg: RunConfig) -> RunConfig:
     return out
 
 
-def _design(bank: FeatureBank, specs, rows, with_metadata: bool) -> np.ndarray:
+@dataclasses.dataclass
+class FittedHead:
+    """A fitted feature head, as arrays: the standardisation and the estimator's prediction in score
+    units (its scaling of the scores folded in), ready to become Keras layers (`head_output`)."""
+
+    kind: str  # svr | ridge
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: list  # svr: support vectors, dual coefficients [n, 1], intercept [1]; ridge: kernel, bias
+    gamma: float | None = None
+    info: dict = dataclasses.field(default_factory=dict)  # what the run records (n_support, alpha, ...)
+    sklearn: tuple = ()  # (scaler, estimator, score mean, score std): the fit itself
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Scores (0-100) of feature rows `x` by scikit-learn's own estimator (what the Keras layers
+        must reproduce)."""
+        scaler, estimator, y_mean, y_std = self.sklearn
+        return np.clip(estimator.predict(scaler.transform(x)) * y_std + y_mean, 0, 100)
+
+
+def fit_head(model_cfg, x: np.ndarray, scores: np.ndarray) -> FittedHead:
+    """Fit `model_cfg`'s feature head (``head`` svr or ridge, its settings) to feature rows `x` and
+    their `scores`: standardised features, standardised scores."""
+    from sklearn.linear_model import Ridge, RidgeCV
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVR
+
+    m = model_cfg
+    y = np.asarray(scores, np.float64)
+    y_mean, y_std = float(y.mean()), float(y.std()) or 1.0
+    scaler = StandardScaler().fit(x)
+    z = scaler.transform(x)
+    if m.head == "svr":
+        est = SVR(C=m.svr_c, epsilon=m.svr_epsilon, gamma=m.svr_gamma or "scale").fit(z, (y - y_mean) / y_std)
+        return FittedHead("svr", scaler.mean_, scaler.scale_,
+                          [est.support_vectors_, est.dual_coef_.T * y_std,
+                           np.asarray(est.intercept_) * y_std + y_mean],
+                          gamma=float(est._gamma), info={"n_support": int(len(est.support_)),
+                                                         "gamma": float(est._gamma)},
+                          sklearn=(scaler, est, y_mean, y_std))
+    est = Ridge(m.ridge_alpha) if m.ridge_alpha else RidgeCV(np.logspace(-1, 5, 19))
+    est.fit(z, (y - y_mean) / y_std)
+    return FittedHead("ridge", scaler.mean_, scaler.scale_,
+                      [est.coef_[:, None] * y_std, np.array([est.intercept_ * y_std + y_mean])],
+                      info={"alpha": float(getattr(est, "alpha_", m.ridge_alpha))},
+                      sklearn=(scaler, est, y_mean, y_std))
+
+
+def head_output(x, fitted: FittedHead):
+    """The fitted head as Keras layers on the feature tensor `x`: standardisation, the estimator, the
+    score clipped to 0-100 (named as the score task's output)."""
+    import keras
+
+    from pawtf.models.layers import KernelRegression
+    from pawtf.tasks.outputs import SCORE_OUTPUT
+
+    x = keras.layers.Normalization(mean=fitted.mean, variance=fitted.scale ** 2, name="standardize")(x)
+    if fitted.kind == "svr":
+        head = KernelRegression(len(fitted.weights[0]), fitted.gamma, name="svr")
+    else:
+        head = keras.layers.Dense(1, name="ridge")
+    y = head(x)
+    head.set_weights([np.asarray(w, "float32") for w in fitted.weights])
+    return keras.layers.ReLU(max_value=100.0, name=SCORE_OUTPUT)(y)  # clipped to 0-100
+
+
+def head_model(fitted: FittedHead, embedding_dim: int, with_metadata: bool):
+    """The fitted head alone: ``embedding`` (the features) and, with metadata, ``metadata`` -> score;
+    what a search trial on cached features checkpoints."""
+    import keras
+
+    embedding = keras.Input((embedding_dim,), name="embedding")
+    inputs = [embedding] + ([keras.Input((12,), name="metadata")] if with_metadata else [])
+    x = keras.layers.Concatenate(name="features")(inputs) if with_metadata else embedding
+    return keras.Model(inputs, head_output(x, fitted), name=f"pawpularity_{fitted.kind}_head")
+
+
+def design(bank: FeatureBank, specs, rows, with_metadata: bool) -> np.ndarray:
+    """The feature rows of table `rows` (column ``path``): the specs' features, then the 12 flags."""
     from pawtf.data.pipeline import metadata_array
 
     x = bank.get(rows["path"].tolist(), specs)
@@ -102,10 +180,6 @@ def fit_feature_head(cfg: RunConfig, run, data, *, bank_dir: str | Path = DEFAUL
 
     The training rows are not oversampled (copies would only weigh rows in a kernel fit). A killed run
     resumes: the bank keeps every finished part, and a saved model is not fitted again."""
-    from sklearn.linear_model import Ridge, RidgeCV
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVR
-
     from pawtf.train import evaluate_model
 
     del callbacks, prepare  # Keras-fit hooks: nothing to call back here
@@ -115,25 +189,15 @@ def fit_feature_head(cfg: RunConfig, run, data, *, bank_dir: str | Path = DEFAUL
     bank = FeatureBank(bank_dir, batch_size=cfg.train.batch_size, progress=verbose != 0)
     fitted: dict = run.fitted()
     if not (fitted and run.has_model):
-        x_train = _design(bank, specs, data.train, with_metadata)
-        x_val = _design(bank, specs, data.val, with_metadata)
-        y = data.train["Pawpularity"].to_numpy(np.float64)
-        y_mean, y_std = float(y.mean()), float(y.std()) or 1.0
+        x_train = design(bank, specs, data.train, with_metadata)
+        x_val = design(bank, specs, data.val, with_metadata)
         start = time.perf_counter()
-        scaler = StandardScaler().fit(x_train)
-        z_train, z_val = scaler.transform(x_train), scaler.transform(x_val)
-        if m.head == "svr":
-            estimator = SVR(C=m.svr_c, epsilon=m.svr_epsilon, gamma=m.svr_gamma or "scale")
-        else:
-            estimator = Ridge(m.ridge_alpha) if m.ridge_alpha else RidgeCV(np.logspace(-1, 5, 19))
-        estimator.fit(z_train, (y - y_mean) / y_std)
+        head = fit_head(m, x_train, data.train["Pawpularity"].to_numpy())
         seconds = time.perf_counter() - start
-        sk_val = np.clip(estimator.predict(z_val) * y_std + y_mean, 0, 100)
-        sk_rmse = float(np.sqrt(np.mean((sk_val - data.val["Pawpularity"].to_numpy()) ** 2)))
-        run.save_model(serving_model(cfg, specs, scaler, estimator, y_mean, y_std, with_metadata))
+        sk_rmse = float(np.sqrt(np.mean((head.predict(x_val) - data.val["Pawpularity"].to_numpy()) ** 2)))
+        run.save_model(serving_model(cfg, specs, head, with_metadata))
         fitted = {"fit_seconds": round(seconds, 2), "sklearn_val_rmse": sk_rmse, "n_features": x_train.shape[1],
-                  **({"n_support": int(len(estimator.support_)), "gamma": float(estimator._gamma)}
-                     if m.head == "svr" else {"alpha": float(getattr(estimator, "alpha_", m.ridge_alpha))})}
+                  **head.info}
         run.write_fitted(fitted)
         logger.info("%s head fitted on %d rows x %d features in %.1f s (validation RMSE %.3f); checking "
                     "the saved model on the validation photos ...", m.head, len(x_train), x_train.shape[1],
@@ -143,15 +207,12 @@ def fit_feature_head(cfg: RunConfig, run, data, *, bank_dir: str | Path = DEFAUL
     return metrics
 
 
-def serving_model(cfg: RunConfig, specs, scaler, estimator, y_mean: float, y_std: float,
-                  with_metadata: bool):
+def serving_model(cfg: RunConfig, specs, fitted: FittedHead, with_metadata: bool):
     """The fitted head as one Keras model: ``image`` (0-255, the run's size) and, with metadata,
     ``metadata`` -> ``pawpularity`` (0-100)."""
     import keras
 
-    from pawtf.models.layers import KernelRegression
     from pawtf.models.popularity import IMAGE_INPUT
-    from pawtf.tasks.outputs import SCORE_OUTPUT
 
     size = specs[0].image_size
     image = keras.Input((size, size, 3), name=IMAGE_INPUT)
@@ -169,17 +230,4 @@ def serving_model(cfg: RunConfig, specs, scaler, estimator, y_mean: float, y_std
         parts.append(metadata)
         inputs.append(metadata)
     x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
-    x = keras.layers.Normalization(mean=scaler.mean_, variance=scaler.scale_ ** 2, name="standardize")(x)
-    if cfg.model.head == "svr":
-        support = estimator.support_vectors_
-        head = KernelRegression(len(support), float(estimator._gamma), name="svr")
-        y = head(x)
-        head.set_weights([support.astype("float32"), (estimator.dual_coef_.T * y_std).astype("float32"),
-                          (np.asarray(estimator.intercept_) * y_std + y_mean).astype("float32")])
-    else:
-        head = keras.layers.Dense(1, name="ridge")
-        y = head(x)
-        head.set_weights([(estimator.coef_[:, None] * y_std).astype("float32"),
-                          np.array([estimator.intercept_ * y_std + y_mean], "float32")])
-    score = keras.layers.ReLU(max_value=100.0, name=SCORE_OUTPUT)(y)  # clipped to 0-100
-    return keras.Model(inputs, score, name=f"pawpularity_{cfg.model.head}")
+    return keras.Model(inputs, head_output(x, fitted), name=f"pawpularity_{cfg.model.head}")

@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from pawtf import tasks
+from pawtf import feature_heads, tasks
 from pawtf.config import RunConfig
 from pawtf.data.pipeline import make_dataset, metadata_array
+from pawtf.data.schema import FLAGS
 from pawtf.data.split import VIEW_COLUMN
 from pawtf.models.popularity import (build_head_model, build_model, image_size, training_model,
                                      transfer_weights)
@@ -166,10 +167,27 @@ class PawHyperModel(kt.HyperModel):
         self.search, self.data, self.verbose = search, data, verbose
         self.callbacks = list(callbacks)
         self._build_seconds = 0.0
+        self._fitted: dict = {}
 
     def is_cached(self, cfg: RunConfig) -> bool:
         """Frozen-backbone trials run on cached embeddings (unless the search turned that off)."""
-        return self.search.cache_embeddings and cfg.model.unfreeze == 0
+        return cfg.model.head == "nn" and self.search.cache_embeddings and cfg.model.unfreeze == 0
+
+    def fitted_head(self, cfg: RunConfig, k: int) -> feature_heads.FittedHead:
+        """A feature head (svr, ridge) of `cfg` fitted on fold `k`'s training rows (not oversampled)
+        and the bank's pooled features of the trial's backbone; fitted once per settings and fold."""
+        settings = repr(cfg.model)
+        if settings not in self._fitted:
+            self._fitted = {settings: {}}  # the trial before's heads are done with
+        if k not in self._fitted[settings]:
+            rows = self.data.fold(k, cfg).train
+            self._fitted[settings][k] = feature_heads.fit_head(cfg.model, self._feature_rows(cfg, rows),
+                                                               rows["Pawpularity"].to_numpy())
+        return self._fitted[settings][k]
+
+    def _feature_rows(self, cfg: RunConfig, rows: pd.DataFrame) -> np.ndarray:
+        x = self.data.embeddings(cfg, rows.assign(**{VIEW_COLUMN: 0}))
+        return np.hstack([x, metadata_array(rows)]) if self.data.with_metadata(cfg) else x
 
     def build(self, hp, fold: int | None = None) -> keras.Model:
         start = time.perf_counter()
@@ -180,6 +198,10 @@ class PawHyperModel(kt.HyperModel):
     def _build_trial_model(self, hp, fold: int | None) -> keras.Model:
         cfg = self.search.run_config(hp)
         k = self.data.fold_ids[-1] if fold is None else fold
+        if cfg.model.head != "nn":
+            fitted = self.fitted_head(cfg, k)
+            dim = len(fitted.mean) - (len(FLAGS) if self.data.with_metadata(cfg) else 0)
+            return feature_heads.head_model(fitted, dim, self.data.with_metadata(cfg))
         stats = self.data.stats(k, cfg)
         priors = dict(initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
         if self.is_cached(cfg):
@@ -204,6 +226,8 @@ class PawHyperModel(kt.HyperModel):
         return results
 
     def _fit_fold(self, cfg, model, k, epochs, initial_epoch, tuner_callbacks) -> dict:
+        if cfg.model.head != "nn":
+            return self._fit_feature_head(cfg, model, k, tuner_callbacks)
         start = time.perf_counter()
         keras.utils.set_random_seed(self.search.seed + k)
         data = self.data.fold(k, cfg)
@@ -239,6 +263,31 @@ class PawHyperModel(kt.HyperModel):
             "cached": float(self.is_cached(cfg)),
         }
 
+    def _fit_feature_head(self, cfg, model, k, tuner_callbacks) -> dict:
+        """A feature head was fitted when built: measure it on the fold's validation rows and tell the
+        callbacks as one epoch (KerasTuner checkpoints the model, the progress line reports it)."""
+        start = time.perf_counter()
+        target = objective(cfg.model.task)
+        val = self.data.fold(k, cfg).val
+        x = self._feature_rows(cfg, val)
+        dim = x.shape[1] - (len(FLAGS) if self.data.with_metadata(cfg) else 0)
+        inputs = {"embedding": x[:, :dim], **({"metadata": x[:, dim:]} if self.data.with_metadata(cfg) else {})}
+        predicted = model.predict(inputs, verbose=0).reshape(-1)
+        value = float(np.sqrt(np.mean((predicted - val["Pawpularity"].to_numpy()) ** 2)))
+        logs = {target.name: value, "val_rmse": value}
+        # TensorBoard logs training curves (and the optimizer's learning rate): a fitted head has none
+        callbacks = keras.callbacks.CallbackList(
+            [c for c in [*self.callbacks, *tuner_callbacks] if not isinstance(c, keras.callbacks.TensorBoard)],
+            model=model)
+        callbacks.set_params({"epochs": 1, "steps": 1, "verbose": 0})
+        callbacks.on_train_begin({})
+        callbacks.on_epoch_begin(0, {})
+        callbacks.on_epoch_end(0, logs)
+        callbacks.on_train_end(dict(logs))
+        seconds = time.perf_counter() - start
+        return {target.name: value, "epochs": 1, "seconds": seconds + self._build_seconds,
+                "epoch_seconds": seconds, "overhead_seconds": self._build_seconds, "cached": 1.0}
+
     def _arrays(self, cfg: RunConfig, k: int, rows: pd.DataFrame, shuffle: bool) -> tf.data.Dataset:
         """Cached embeddings (and metadata where the task takes it) with the task's targets."""
         x = {"embedding": self.data.embeddings(cfg, rows)}
@@ -254,6 +303,10 @@ class PawHyperModel(kt.HyperModel):
         """The full model of the task (image, and metadata where it takes it -> its outputs) of a
         trained trial model."""
         cfg = self.search.run_config(hp)
+        if cfg.model.head != "nn":
+            return feature_heads.serving_model(cfg, feature_heads.feature_specs(cfg),
+                                               self.fitted_head(cfg, self.data.fold_ids[-1]),
+                                               self.data.with_metadata(cfg))
         if self.is_cached(cfg):
             keras.utils.set_random_seed(self.data.cache.seed)  # the backbone the cache saw
             full = build_model(cfg.model)  # every head weight comes from `trained`

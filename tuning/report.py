@@ -42,8 +42,10 @@ _PANELS = {
     "loss": "score loss",
     "oversample": "oversampling",
     "backbone": "backbone",
+    "head": "head (nn: Keras; svr, ridge: scikit-learn on features)",
+    "svr_c": "SVR C (log scale)",
 }
-_LOG_SCALE = ("learning_rate", "weight_decay")
+_LOG_SCALE = ("learning_rate", "weight_decay", "svr_c")
 _WORDS = {"val_rmse": "validation RMSE", "val_bucket_accuracy": "validation bucket accuracy"}
 
 
@@ -241,7 +243,7 @@ def search_figure(table: pd.DataFrame, task: str, trivial: float):
     ids = pd.to_numeric(done.trial_id, errors="coerce") if "trial_id" in done else pd.Series(dtype=float)
     x = ids.to_numpy(float) if len(ids) and ids.notna().all() else np.arange(len(done), dtype=float)
     groups = _epoch_groups(done)
-    panels = [c for c in _PANELS if c in done and done[c].astype(str).nunique() > 1]
+    panels = [c for c in _PANELS if c in done and done[c].dropna().astype(str).nunique() > 1]
     n = 1 + len(panels)
     cols = min(4, n)
     rows = math.ceil(n / cols)
@@ -262,10 +264,11 @@ def search_figure(table: pd.DataFrame, task: str, trivial: float):
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     for i, (ax, col) in enumerate(zip(axes[1:], panels), start=1):
-        setting = done[col]
+        active = done[col].notna().to_numpy()  # a head's own settings: only its trials have them
+        setting = done[col][active]
         if col in _LOG_SCALE or col == "dropout":
             for label, hit in groups:
-                ax.plot(setting.to_numpy(float)[hit], values[hit], "o", label=label)
+                ax.plot(setting.to_numpy(float)[hit[active]], values[active][hit[active]], "o", label=label)
             if col in _LOG_SCALE:
                 _log_axis(ax, setting.to_numpy(float))
         else:
@@ -273,7 +276,7 @@ def search_figure(table: pd.DataFrame, task: str, trivial: float):
             order = sorted(set(labels), key=_category_key)
             where = np.array([order.index(v) for v in labels], float)
             for label, hit in groups:
-                ax.plot(where[hit], values[hit], "o", label=label)
+                ax.plot(where[hit[active]], values[active][hit[active]], "o", label=label)
             ax.set_xticks(range(len(order)), order)
             ax.set_xlim(-0.5, len(order) - 0.5)
         _objective_axis(ax, values, trivial, target, note=False)
@@ -342,7 +345,7 @@ def _log_axis(ax, setting: np.ndarray, most: int = 5) -> None:
 def _category_labels(col: str, setting: pd.Series) -> list[str]:
     if col == "oversample":
         return ["on" if str(v).lower() in ("true", "1", "1.0") else "off" for v in setting]
-    return [str(v) for v in setting]
+    return [f"{v:g}" if isinstance(v, float) else str(v) for v in setting]  # 256, not 256.0
 
 
 def _category_key(label: str):

@@ -253,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
       "<out>/embeddings)")
     a("--dedupe", type=float, nargs="?", const=0.9, default=_D.dedupe, metavar="SIMILARITY",
       help="keep near-duplicate photos (cosine similarity >= SIMILARITY, 0.9 when not given) in one fold")
+    a("--heads", type=_strs, default=_D.heads, help="head choices: nn (Keras, trained by epochs), svr, "
+      "ridge (scikit-learn on the trial backbone's pooled features and the flags, fitted at once; "
+      "score task only) (default: %(default)s)")
+    a("--svr-c", type=_range, default=_D.svr_c, help="svr trials: C range MIN:MAX, log scale "
+      "(default: %(default)s)")
     a("--backbones", type=_strs, default=_D.backbones, help="comma-separated backbone choices "
       "(default: %(default)s)")
     a("--unfreeze", type=_ints, default=_D.unfreeze, help="choices of trainable top backbone layers; "
@@ -282,7 +287,7 @@ def config_from_args(args) -> SearchConfig:
         folds=args.folds, seed=args.seed, weights=args.weights, image_size=args.image_size,
         cache_embeddings=not args.no_embedding_cache, feature_bank_dir=args.feature_bank, dedupe=args.dedupe,
         progress=not args.quiet,
-        backbones=args.backbones, unfreeze=args.unfreeze,
+        backbones=args.backbones, heads=args.heads, svr_c=args.svr_c, unfreeze=args.unfreeze,
         embedding_units=args.embedding_units, metadata_units=args.metadata_units,
         head_units=args.head_units, dropout=args.dropout, learning_rate=args.lr,
         weight_decay=args.weight_decay, losses=args.losses, oversample=args.oversample)

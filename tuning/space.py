@@ -62,6 +62,10 @@ class SearchConfig:
     dedupe: float | None = None  # near-duplicates (cosine >= this) share a fold; None: no check
     # The space. Defaults follow the study; each is overridable from the command line.
     backbones: tuple[str, ...] = ("efficientnet_lite0",)
+    # Heads: nn (Keras, trained by epochs) and/or svr, ridge (scikit-learn on the trial backbone's cached
+    # pooled features and the flags: fitted at once, one "epoch"); see pawtf.feature_heads.
+    heads: tuple[str, ...] = ("nn",)
+    svr_c: tuple[float, float] = (1.0, 30.0)
     unfreeze: tuple[int, ...] = (0, 20)  # trainable top layers; the study liked ~100 (GPU territory)
     embedding_units: tuple[int, ...] = (128, 256, 512)
     metadata_units: tuple[str, ...] = ("16-32", "32-64")
@@ -94,6 +98,15 @@ class SearchConfig:
             raise ValueError(f"--tuner must be one of {', '.join(self.TUNERS)}, got {self.tuner!r}")
         for name in self.backbones:
             registry.get(name)
+        for head in self.heads:
+            if head not in ("nn", "svr", "ridge"):
+                raise ValueError(f"unknown head {head!r} in --heads; expected nn, svr or ridge")
+        if set(self.heads) - {"nn"} and not task.predicts_score or set(self.heads) - {"nn"} and \
+                self.task != "score":
+            raise ValueError(f"--heads svr and ridge predict the score: search them with --task score, "
+                             f"not {self.task}")
+        if "svr" in self.heads and not 0 < self.svr_c[0] <= self.svr_c[1]:
+            raise ValueError(f"--svr-c needs 0 < min <= max, got {self.svr_c[0]}:{self.svr_c[1]}")
         for field, low in (("max_trials", 1), ("max_epochs", 1), ("folds", 1)):
             if getattr(self, field) < low:
                 raise ValueError(f"--{field.replace('_', '-')} must be >= {low}")
@@ -137,25 +150,64 @@ class SearchConfig:
         cfg = self.base_run_config()
         m = cfg.model
         m.backbone = _choice(hp, "backbone", self.backbones)
-        m.unfreeze = _choice(hp, "unfreeze", self.unfreeze)
-        m.embedding_units = _choice(hp, "embedding_units", self.embedding_units)
+        # `head` is declared only where the search has feature heads (a plain search keeps its space);
+        # each head's own hyperparameters are declared every time, active only for their head.
+        m.head = _choice(hp, "head", self.heads) if tuple(self.heads) != ("nn",) else "nn"
+        svr_c = None
+        if "svr" in self.heads:
+            with _scope(hp, "head", ["svr"], self.heads):
+                svr_c = _range(hp, "svr_c", self.svr_c, log=True)
+        if "nn" in self.heads:
+            with _scope(hp, "head", ["nn"], self.heads):
+                self._nn_space(hp, cfg, apply=m.head == "nn")
+        if m.head == "nn":
+            return cfg
+        from pawtf import feature_heads
+
+        m.svr_c = svr_c if svr_c is not None else m.svr_c
+        return feature_heads.resolve(cfg)
+
+    def _nn_space(self, hp, cfg: RunConfig, apply: bool) -> None:
+        """Declare the nn head's hyperparameters on `hp`; with `apply`, set them on `cfg`."""
+        m = cfg.model
         task = tasks.get(m.task)
-        if task.takes_metadata(m):
-            m.metadata_units = parse_units(_choice(hp, "metadata_units", self.metadata_units))
-        m.head_units = _choice(hp, "head_units", self.head_units)
-        m.dropout = _range(hp, "dropout", self.dropout, log=False, step=0.05)
-        if task.predicts_score:
-            m.loss = _choice(hp, "loss", self.losses)
-        cfg.train.learning_rate = _range(hp, "learning_rate", self.learning_rate, log=True)
-        cfg.train.weight_decay = _range(hp, "weight_decay", self.weight_decay, log=True)
-        if not _choice(hp, "oversample", self.oversample):
+        values = {
+            "unfreeze": _choice(hp, "unfreeze", self.unfreeze),
+            "embedding_units": _choice(hp, "embedding_units", self.embedding_units),
+            "metadata_units": (_choice(hp, "metadata_units", self.metadata_units)
+                               if task.takes_metadata(m) else None),
+            "head_units": _choice(hp, "head_units", self.head_units),
+            "dropout": _range(hp, "dropout", self.dropout, log=False, step=0.05),
+            "loss": _choice(hp, "loss", self.losses) if task.predicts_score else None,
+            "learning_rate": _range(hp, "learning_rate", self.learning_rate, log=True),
+            "weight_decay": _range(hp, "weight_decay", self.weight_decay, log=True),
+            "oversample": _choice(hp, "oversample", self.oversample),
+        }
+        if not apply:
+            return
+        m.unfreeze, m.embedding_units, m.head_units = (values["unfreeze"], values["embedding_units"],
+                                                       values["head_units"])
+        if values["metadata_units"] is not None:
+            m.metadata_units = parse_units(values["metadata_units"])
+        m.dropout = values["dropout"]
+        if values["loss"] is not None:
+            m.loss = values["loss"]
+        cfg.train.learning_rate, cfg.train.weight_decay = values["learning_rate"], values["weight_decay"]
+        if not values["oversample"]:
             cfg.data.oversample = []
-        return cfg
 
 
 def _choice(hp, name, values):
     values = list(values)
     return hp.Fixed(name, values[0]) if len(values) == 1 else hp.Choice(name, values)
+
+
+def _scope(hp, parent: str, values: list, choices):
+    """KerasTuner's conditional scope where `parent` varies (its hyperparameters are then active only
+    for those values); no scope where it is fixed."""
+    import contextlib
+
+    return hp.conditional_scope(parent, values) if len(set(choices)) > 1 else contextlib.nullcontext()
 
 
 def _range(hp, name, bounds, log, step=None):

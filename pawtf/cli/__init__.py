@@ -69,7 +69,7 @@ SUBCOMMANDS = {"demo-data": training.add_demo_data, "train": training.add_train,
                "baseline": training.add_baseline, "export": scoring.add_export, "predict": scoring.add_predict,
                "rank": scoring.add_rank, "crop": scoring.add_crop, "explain": explaining.add_explain,
                "analyze-metadata": training.add_analyze_metadata, "features": features.add_features,
-               "dedupe": features.add_dedupe}
+               "dedupe": features.add_dedupe, "ensemble": training.add_ensemble}
 
 #: Commands that never load TensorFlow.
 WITHOUT_TENSORFLOW = ("demo-data",)

@@ -32,6 +32,7 @@ SUMMARIES = {
     "rank": "rank one pet's photos best first and write a contact sheet",
     "crop": "crop advice: score candidate crops, save the best if it raises the score",
     "explain": "saliency maps (Grad-CAM++, gradients, RISE...) and their scores",
+    "ensemble": "average finished score runs into one run (it exports and predicts like any run)",
     "features": "compute and keep backbone features of photos (the feature bank)",
     "dedupe": "find groups of near-duplicate photos (mirrored, recompressed, cropped copies)",
     "analyze-metadata": ("what the 12 flags say about the score: per-flag effects, chi-square vs terciles, "

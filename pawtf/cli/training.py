@@ -18,7 +18,7 @@ from pawtf.cli.options import (
 )
 from pawtf.config import RunConfig
 
-__all__ = ["add_analyze_metadata", "add_baseline", "add_cv", "add_demo_data", "add_run_options", "add_train",
+__all__ = ["add_ensemble", "add_analyze_metadata", "add_baseline", "add_cv", "add_demo_data", "add_run_options", "add_train",
            "run_config"]
 
 
@@ -173,6 +173,31 @@ def add_train(sub) -> None:
                        description=SUMMARIES["train"])
     add_run_options(p)
     p.set_defaults(func=cmd_train)
+
+
+def cmd_ensemble(args) -> None:
+    from pawtf.ensemble import ensemble
+
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    except ValueError:
+        raise SystemExit(f"pawtf: error: --weights takes numbers separated by commas, got {args.weights!r}")
+    try:
+        metrics = ensemble(args.runs, args.out, weights, overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"pawtf: error: {err}")
+    print(json.dumps(metrics))
+
+
+def add_ensemble(sub) -> None:
+    p = sub.add_parser("ensemble", help=SUMMARIES["ensemble"], description=SUMMARIES["ensemble"] + (
+        ": finished score runs that validated on the same rows become one model (their scores averaged) "
+        "in a run folder that export, predict, rank and explain take like any run"))
+    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more finished score runs")
+    p.add_argument("--out", required=True, help="the ensemble's run folder")
+    p.add_argument("--weights", metavar="W1,W2,...", help="one weight per run, normalised (default: equal)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.set_defaults(func=cmd_ensemble)
 
 
 def add_cv(sub) -> None:

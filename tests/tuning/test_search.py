@@ -370,3 +370,28 @@ def test_the_same_command_runs_the_same_trials(two_sessions):
     settings = ["trial_id", "learning_rate", "weight_decay", "dropout", "head_units", "embedding_units",
                 "loss", "oversample"]
     pd.testing.assert_frame_equal(loud[settings], quiet[settings])
+
+
+def test_a_search_mixes_nn_and_feature_head_trials(tiny_demo, tmp_path):
+    """--heads nn,svr,ridge: feature-head trials (fitted at once on the cached features) and nn trials
+    in one trials.csv; the best trial, whichever kind, is a run folder that exports."""
+    out = tmp_path / "search"
+    best = run_search(tiny_search(tiny_demo, out, "--tuner", "random", "--max-trials", "8",
+                                  "--heads", "nn,svr,ridge", "--unfreeze", "0"), verbose=0)
+    trials = pd.read_csv(out / "trials.csv")
+    done = trials[trials.status == "COMPLETED"]
+    assert set(done["head"]) == {"nn", "svr", "ridge"} and done.val_rmse.notna().all()
+    feature = done[done["head"] != "nn"]
+    assert (feature.epochs == 1).all() and feature.learning_rate.isna().all()  # the nn settings: inactive
+    assert done.loc[done["head"] == "svr", "svr_c"].between(1, 30).all()
+    run = load_run(out / "best")
+    assert run.config.model.head == best["hyperparameters"]["head"]
+    assert run.metrics["val_rmse"] == pytest.approx(run.metrics["val_rmse_search"], rel=0.02)
+    assert best["exported"].endswith("1")
+
+
+def test_feature_heads_search_only_the_score():
+    with pytest.raises(ValueError, match="--heads svr and ridge predict the score"):
+        SearchConfig(task="buckets", heads=("nn", "svr")).validate()
+    with pytest.raises(ValueError, match="unknown head 'knn'"):
+        SearchConfig(heads=("knn",)).validate()

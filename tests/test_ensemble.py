@@ -1,0 +1,74 @@
+"""Tests for pawtf.ensemble and `pawtf ensemble`: score runs averaged into one run that exports.
+
+Members are SVR and ridge heads on bank features of the tiny demo at 64 px (fitted in seconds).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from pawtf.config import RunConfig
+from pawtf.ensemble import ensemble
+from pawtf.train import train
+
+
+def member(tiny_demo, bank, out, head, features, **data):
+    cfg = RunConfig()
+    cfg.data.data_dir = str(tiny_demo)
+    cfg.model.head, cfg.model.features, cfg.model.image_size = head, features, 64
+    for key, value in data.items():
+        setattr(cfg.data, key, value)
+    train(cfg, out, verbose=0, feature_bank=bank)
+    return out
+
+
+@pytest.fixture(scope="module")
+def members(tiny_demo, tmp_path_factory):
+    root = tmp_path_factory.mktemp("members")
+    return (member(tiny_demo, root / "bank", root / "svr", "svr", "lite0:pooled"),
+            member(tiny_demo, root / "bank", root / "ridge", "ridge", "lite0:multilevel"),
+            member(tiny_demo, root / "bank", root / "other_fold", "ridge", "lite0:pooled", fold=1))
+
+
+def test_the_average_is_a_run_that_exports(members, tmp_path):
+    from pawtf.data.pipeline import make_dataset
+    from pawtf.export import export
+    from pawtf.runs import load_run
+    from pawtf.train import fold_data, load_table
+
+    svr, ridge, _ = members
+    metrics = ensemble([svr, ridge], tmp_path / "ens", weights=[3, 1])
+    assert [m["weight"] for m in metrics["members"]] == [0.75, 0.25]
+    run = load_run(tmp_path / "ens")
+    assert run.metrics["val_rmse"] == metrics["val_rmse"] and run.config.model.head == "ensemble"
+    data = fold_data(run.config, load_table(run.config, progress=False))
+    ds = make_dataset(data.val, 64, 16, with_target=False, cache=False)
+    each = [load_run(p).model.predict(ds, verbose=0).reshape(-1) for p in (svr, ridge)]
+    np.testing.assert_allclose(run.model.predict(ds, verbose=0).reshape(-1),
+                               np.clip(0.75 * each[0] + 0.25 * each[1], 0, 100), atol=1e-3)
+    export(run, tmp_path / "served")  # checks the SavedModel against the Keras model
+
+
+def test_members_must_share_their_validation_rows(members, tmp_path):
+    svr, _, other_fold = members
+    with pytest.raises(ValueError, match="validated on other rows"):
+        ensemble([svr, other_fold], tmp_path / "ens")
+    with pytest.raises(ValueError, match="at least two runs"):
+        ensemble([svr], tmp_path / "ens")
+    with pytest.raises(ValueError, match="one non-negative weight per run"):
+        ensemble([svr, svr], tmp_path / "ens", weights=[1, -1])
+    assert not (tmp_path / "ens").exists()
+
+
+def test_cli_ensemble(members, tmp_path, capsys):
+    from pawtf.cli import main
+
+    svr, ridge, _ = members
+    assert main(["ensemble", str(svr), str(ridge), "--out", str(tmp_path / "ens")]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics["head"] == "ensemble" and len(metrics["members"]) == 2
+    assert main(["ensemble", str(svr), str(ridge), "--out", str(tmp_path / "ens")]) == 2
+    assert "holds a run" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="--weights takes numbers"):
+        main(["ensemble", str(svr), str(ridge), "--out", str(tmp_path / "e2"), "--weights", "a,b"])
