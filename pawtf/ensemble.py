@@ -72,7 +72,7 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
     """
     from pawtf import tasks
     from pawtf.runs import RunExistsError, RunFolder, load_run
-    from pawtf.train import evaluate_model, fold_data, load_table
+    from pawtf.train import FoldData, evaluate_model, load_table
 
     if len(run_paths) < 2:
         raise ValueError("an ensemble needs at least two runs")
@@ -89,7 +89,7 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
                              "with the same --data, --folds, --fold and --seed (an average measured on rows "
                              "a member trained on would flatter it)")
     weights = np.ones(len(runs)) if weights is None else np.asarray(weights, float)
-    if len(weights) != len(runs) or (weights < 0).any() or weights.sum() <= 0:
+    if len(weights) != len(runs) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
         raise ValueError(f"give one non-negative weight per run ({len(runs)}), not all zero; got "
                          f"{list(weights)}")
     weights = weights / weights.sum()
@@ -101,8 +101,17 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
     folder = RunFolder(out)
     if folder.started and not overwrite:
         raise RunExistsError(f"{folder.path} holds a run; choose another --out or pass --overwrite")
+    cfg.data.dedupe = None  # the members' split is read from their split.csv, not made again
     table = load_table(cfg, progress=False)
-    data = fold_data(runs[0].config, table)
+    member_split = runs[0].folder.split()
+    missing = set(member_split["Id"]) - set(table["Id"])
+    if missing:
+        raise ValueError(f"{len(missing)} rows the members trained or validated on are no longer in "
+                         f"{cfg.data.data_dir} (e.g. {sorted(missing)[0]}): ensemble runs on the data they learnt from")
+    table = table.set_index("Id", drop=False).loc[member_split["Id"]].reset_index(drop=True)
+    roles = member_split["role"].to_numpy()
+    data = FoldData(table, member_split["fold"].to_numpy(), cfg.data.fold, table[roles == "train"],
+                    table[roles == "val"], table[roles == "train"])
     model = ensemble_model(runs, weights)
     folder.create(cfg, overwrite=overwrite)
     folder.write_split(data.split_table())

@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -126,7 +127,7 @@ class FeatureSpec:
                              "e.g. efficientnet_lite0:pooled,efficientnet_lite2:logits")
         return specs
 
-    @property
+    @functools.cached_property
     def weights_key(self) -> str:
         if self.weights == "none":
             return f"none-seed{self.seed}"  # random weights: reproducible only for the same seed
@@ -158,6 +159,7 @@ class FeatureBank:
         self.computed = 0  # photos pushed through a backbone by this bank (for benchmarks and tests)
         self._stores: dict[str, dict[str, np.ndarray]] = {}
         self._extractors: dict[tuple, Callable] = {}
+        self._models: dict[tuple, object] = {}  # keras feature models, shared by views
         self._hashes: dict[str, str] = {}
 
     def get(self, photos: Sequence[str | Path], specs: FeatureSpec | Sequence[FeatureSpec],
@@ -243,9 +245,14 @@ class FeatureBank:
         bar.close()
 
     def _extractor(self, spec: FeatureSpec, levels: list[str]) -> Callable:
+        """One Keras feature model per backbone set-up and levels, shared by every view (each view is a
+        traced function over it)."""
         key = (spec.extractor_key, tuple(levels))
         if key not in self._extractors:
-            self._extractors[key] = _build_extractor(spec, levels)
+            model_key = (dataclasses.replace(spec, view=0).extractor_key, tuple(levels))
+            if model_key not in self._models:
+                self._models[model_key] = feature_model(spec, levels)
+            self._extractors[key] = _traced(self._models[model_key], spec)
         return self._extractors[key]
 
 
@@ -254,9 +261,9 @@ def feature_model(spec: FeatureSpec, levels: Sequence[str], name: str = "feature
     weights and size (its view and level aside). The bank computes with it, and a head trained on the
     bank's features serves on top of it (`pawtf.feature_heads`).
 
-    ``pooled`` comes from the popularity model's own image half (`pawtf.models.popularity`), built with
-    the spec's seed as training builds it, so its random weights (``none``) are those of a model built the
-    same way."""
+    ``pooled`` comes from the popularity model's own image half (`pawtf.models.popularity`); with random
+    weights (``none``) it is built right after seeding Keras with the spec's seed, as training builds it,
+    so its weights are those of a model built the same way (and Keras's random state is reseeded)."""
     import keras
 
     from pawtf.config import ModelConfig
@@ -264,8 +271,9 @@ def feature_model(spec: FeatureSpec, levels: Sequence[str], name: str = "feature
     from pawtf.models.popularity import EMBEDDING, IMAGE_INPUT, build_model
 
     registry = backbones.get(spec.backbone)
-    keras.utils.set_random_seed(spec.seed)
     weights = None if spec.weights == "none" else spec.weights
+    if weights is None:  # random weights: those a model built with this seed has (this reseeds Keras)
+        keras.utils.set_random_seed(spec.seed)
     model = build_model(ModelConfig(backbone=spec.backbone, weights=weights, image_size=spec.image_size,
                                     unfreeze=0, use_metadata=False))
     pooled = model.get_layer(EMBEDDING).output
@@ -284,13 +292,13 @@ def feature_model(spec: FeatureSpec, levels: Sequence[str], name: str = "feature
     return keras.Model(model.get_layer(IMAGE_INPUT).output, outputs, name=name)
 
 
-def _build_extractor(spec: FeatureSpec, levels: Sequence[str]) -> Callable:
-    """A traced function: 0-255 images -> {level: features}, through `spec`'s view."""
+def _traced(extractor, spec: FeatureSpec) -> Callable:
+    """A traced function: 0-255 images -> {level: features} of the Keras model `extractor`, through
+    `spec`'s view."""
     import tensorflow as tf
 
     from pawtf.data.augment import ViewAugment
 
-    extractor = feature_model(spec, levels)
     augment = ViewAugment()
     view = spec.view
 
@@ -313,14 +321,19 @@ def _read_parts(folder: Path) -> dict[str, np.ndarray]:
             with np.load(part) as f:
                 store.update(zip(f["hashes"].tolist(), f["features"]))
             readable.append(part)
+        except FileNotFoundError:  # merged away by another process meanwhile: its merge holds them
+            continue
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             logger.warning("feature bank: %s is unreadable (%s); its photos are computed again", part, err)
             continue
     if len(readable) > _MERGE_PARTS:
         hashes = sorted(store)
-        _write_part(folder, hashes, np.stack([store[h] for h in hashes]))
-        for part in readable:
-            part.unlink(missing_ok=True)
+        try:
+            _write_part(folder, hashes, np.stack([store[h] for h in hashes]))
+            for part in readable:
+                part.unlink(missing_ok=True)
+        except OSError as err:  # a read-only or shared bank: read it as it is
+            logger.info("feature bank: could not merge the parts of %s (%s)", folder, err)
     return store
 
 

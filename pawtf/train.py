@@ -343,8 +343,8 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     cfg = feature_heads.resolve(cfg)  # the folder records the feature head's image size and features
     run = RunFolder(out_dir)
     run.check(cfg, overwrite=overwrite)
-    keras.utils.set_random_seed(cfg.train.seed)
     table = load_table(cfg, progress=verbose != 0, feature_bank=feature_bank) if table is None else table
+    keras.utils.set_random_seed(cfg.train.seed)  # after the table: --dedupe may have built a backbone
     data = fold_data(cfg, table)
     run.create(cfg, overwrite=overwrite)
     run.write_split(data.split_table())

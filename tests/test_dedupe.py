@@ -121,3 +121,13 @@ def test_train_keeps_copies_in_one_fold(tiny_demo, tmp_path):
         assert split.loc[original, "fold"] == split.loc[copy, "fold"]
         assert split.loc[original, "group"] == split.loc[copy, "group"]
     assert (split.group.value_counts() == 2).sum() == 8
+
+
+def test_a_group_too_big_for_a_fold_is_refused():
+    from pawtf.data.split import FoldError, make_folds
+
+    table = pd.DataFrame({"Pawpularity": np.arange(20) * 5})
+    groups = [0] * 6 + list(range(1, 15))  # 6 copies of one photo: more than 20 / 5 rows a fold
+    with pytest.raises(FoldError, match="a group of 6 near-duplicate rows .* raise the similarity"):
+        make_folds(table, k=5, groups=groups)
+    assert len(set(make_folds(table, k=5, groups=[0] * 3 + list(range(1, 18))))) == 5

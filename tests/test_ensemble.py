@@ -58,6 +58,8 @@ def test_members_must_share_their_validation_rows(members, tmp_path):
         ensemble([svr], tmp_path / "ens")
     with pytest.raises(ValueError, match="one non-negative weight per run"):
         ensemble([svr, svr], tmp_path / "ens", weights=[1, -1])
+    with pytest.raises(ValueError, match="one non-negative weight per run"):
+        ensemble([svr, svr], tmp_path / "ens", weights=[1, float("nan")])
     assert not (tmp_path / "ens").exists()
 
 

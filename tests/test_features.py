@@ -147,3 +147,14 @@ def test_cli_features(tiny_demo, tmp_path, capsys):
     assert main(["features", "--data", str(tiny_demo), "--image-size", str(SIZE),  # a Kaggle folder
                  "--out", str(tmp_path / "bank"), "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["computed"] == 60 - 5  # the 5 copies were known
+
+
+def test_cli_features_refuses_bad_specs_in_one_line(tiny_demo, tmp_path):
+    from pawtf.cli import main
+
+    with pytest.raises(SystemExit, match="pawtf: error: unknown feature level 'deep'"):
+        main(["features", "--data", str(tiny_demo), "--levels", "deep", "--out", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="resnet50 is not one of them"):
+        main(["features", "--data", str(tiny_demo), "--backbones", "resnet50", "--levels", "multilevel",
+              "--out", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()

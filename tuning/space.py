@@ -98,6 +98,10 @@ class SearchConfig:
             raise ValueError(f"--tuner must be one of {', '.join(self.TUNERS)}, got {self.tuner!r}")
         for name in self.backbones:
             registry.get(name)
+        if not self.heads:
+            raise ValueError("--heads needs at least one of nn, svr, ridge")
+        if self.dedupe is not None and not 0 < self.dedupe <= 1:
+            raise ValueError(f"--dedupe must be in (0, 1], got {self.dedupe}")
         for head in self.heads:
             if head not in ("nn", "svr", "ridge"):
                 raise ValueError(f"unknown head {head!r} in --heads; expected nn, svr or ridge")

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from pawtf.cli.options import SUMMARIES, positive_int
+from pawtf.cli.options import SUMMARIES, positive_int, weights_arg
 
 __all__ = ["DEFAULT_BANK", "add_dedupe", "add_features", "photos_of"]
 
@@ -48,13 +48,25 @@ def photos_of(data: str, skip_bad: bool, progress: bool) -> list[str]:
     return [str(p) for p in photos if str(p) not in dropped]
 
 
+def _some_photos(args) -> list[str]:
+    photos = photos_of(args.data, args.skip_bad, progress=not args.quiet)
+    if not photos:
+        raise SystemExit(f"pawtf: error: no readable photos in {args.data}")
+    return photos
+
+
 def cmd_features(args) -> None:
     from pawtf.features import FeatureBank, FeatureSpec
 
-    specs = [FeatureSpec(backbone, level, args.weights, args.image_size)
-             for backbone in args.backbones.split(",") if backbone.strip()
-             for level in args.levels.split(",") if level.strip()]
-    photos = photos_of(args.data, args.skip_bad, progress=not args.quiet)
+    try:
+        specs = [FeatureSpec(backbone.strip(), level.strip(), args.weights or "none", args.image_size)
+                 for backbone in args.backbones.split(",") if backbone.strip()
+                 for level in args.levels.split(",") if level.strip()]
+    except ValueError as err:
+        raise SystemExit(f"pawtf: error: {err}")
+    if not specs:
+        raise SystemExit("pawtf: error: name at least one backbone (--backbones) and level (--levels)")
+    photos = _some_photos(args)
     bank = FeatureBank(args.out, batch_size=args.batch_size, progress=not args.quiet)
     features = bank.get(photos, specs)
     dims = bank.dims(specs)
@@ -76,9 +88,11 @@ def add_features(sub) -> None:
                    help="comma-separated backbones, short names allowed (lite0,lite2) (default: %(default)s)")
     p.add_argument("--levels", default="pooled", metavar="LEVELS",
                    help=f"comma-separated, of: {', '.join(LEVELS)} (default: %(default)s)")
-    p.add_argument("--weights", default="imagenet", help="imagenet, none or a weights file "
+    p.add_argument("--weights", type=weights_arg, default="imagenet", help="imagenet, none or a weights file "
                    "(default: %(default)s)")
-    p.add_argument("--image-size", type=positive_int, help="(default: each backbone's own)")
+    p.add_argument("--image-size", type=positive_int, help="(default: each backbone's own; a feature head "
+                   "with several backbones reads them all at the largest size, so give that here to fill "
+                   "its bank: --image-size 260 with lite2)")
     p.add_argument("--out", default=DEFAULT_BANK, metavar="DIR", help="the bank (default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="(default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true", help="leave out photos that cannot be read")
@@ -91,9 +105,16 @@ def cmd_dedupe(args) -> None:
     from pawtf.features import FeatureBank
     from pawtf.runs import write_atomically
 
+    from pawtf.features import FeatureSpec
+
     if not 0.0 < args.threshold <= 1.0:
         raise SystemExit(f"pawtf: error: --threshold must be in (0, 1], got {args.threshold}")
-    photos = photos_of(args.data, args.skip_bad, progress=not args.quiet)
+    try:
+        if len(FeatureSpec.parse_list(args.features)) != 1:
+            raise ValueError(f"--features names one feature set (BACKBONE:LEVEL), got {args.features!r}")
+    except ValueError as err:
+        raise SystemExit(f"pawtf: error: {err}")
+    photos = _some_photos(args)
     groups = find_groups(photos, FeatureBank(args.feature_bank, progress=not args.quiet), args.features,
                          args.threshold)
     out = Path(args.out)

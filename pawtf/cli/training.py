@@ -52,14 +52,14 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                    help="svr/ridge: the features, e.g. efficientnet_lite0:pooled,efficientnet_lite2:logits; "
                         "levels pooled, multilevel, logits (default: <--backbone>:pooled)")
     p.add_argument("--feature-bank", default="feature_bank", metavar="DIR",
-                   help="svr/ridge: where features are kept, shared with `pawtf features` (default: "
-                        "%(default)s)")
+                   help="svr/ridge and --dedupe: where features are kept, shared with `pawtf features` "
+                        "(default: %(default)s)")
     p.add_argument("--svr-c", type=float, default=MODEL.svr_c, help="svr: C, on standardised scores "
                    "(default: %(default)s)")
     p.add_argument("--svr-epsilon", type=float, default=MODEL.svr_epsilon,
                    help="svr: epsilon, in score standard deviations (default: %(default)s)")
     p.add_argument("--svr-gamma", type=float, default=MODEL.svr_gamma,
-                   help="svr: RBF gamma (default: 1 / number of features)")
+                   help="svr: RBF gamma (default: scikit-learn's 'scale', 1 / (features x their variance))")
     p.add_argument("--ridge-alpha", type=float, default=MODEL.ridge_alpha,
                    help="ridge: alpha (default: chosen by leave-one-out on the training fold)")
     p.add_argument("--unfreeze", type=int, default=MODEL.unfreeze,

@@ -65,6 +65,11 @@ def make_folds(table: pd.DataFrame, k: int = 5, seed: int = 0, n_bins: int = 10,
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(table)), bins)
     else:
+        sizes = pd.Series(np.asarray(groups)).value_counts()
+        if sizes.iloc[0] > len(table) / k or len(sizes) < k:
+            raise FoldError(f"a group of {sizes.iloc[0]} near-duplicate rows (of {len(table)}; {len(sizes)} groups) "
+                            f"cannot share one of {k} folds evenly: raise the similarity threshold "
+                            "(--dedupe 0.95, say) or look at the groups with pawtf dedupe")
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         splits = splitter.split(np.zeros(len(table)), bins, groups=np.asarray(groups))
     for fold, (_, val_idx) in enumerate(splits):
