@@ -23,8 +23,9 @@ from typing import Sequence
 import numpy as np
 
 from pawtf.config import RunConfig
+from pawtf.tasks.outputs import SCORE_OUTPUT
 
-__all__ = ["ensemble", "ensemble_model"]
+__all__ = ["ensemble", "ensemble_model", "is_cv_folder", "nnls_weights", "out_of_fold"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ def ensemble_model(runs, weights: Sequence[float]):
     """One Keras model: ``image`` at the largest member's size (resized for members trained smaller)
     and ``metadata`` where any member takes it -> ``pawpularity``, the members' weighted average."""
     import keras
-
-    from pawtf.tasks.outputs import SCORE_OUTPUT
 
     size = max(run.image_size for run in runs)
     image = keras.Input((size, size, 3), name="image")
@@ -54,45 +53,117 @@ def ensemble_model(runs, weights: Sequence[float]):
     return keras.Model([image] + ([metadata] if metadata is not None else []), score, name="pawpularity_ensemble")
 
 
-def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence[float] | None = None,
-             *, overwrite: bool = False) -> dict:
-    """Average finished score runs into the run folder `out`; returns its metrics (also written).
+def is_cv_folder(path: str | Path) -> bool:
+    """Whether `path` is a ``pawtf cv`` output (``fold0``, ``fold1``, ... run folders)."""
+    from pawtf.runs import fold_run, is_run
 
-    Args:
-        run_paths: two or more finished runs of the score task that validated on the same rows (the same
-            data folder, folds, fold and seed): their ``split.csv`` must agree.
-        out: the ensemble's run folder.
-        weights: one non-negative weight per run (normalised to sum 1); default: equal.
-        overwrite: replace a run already in `out`.
+    return is_run(fold_run(path, 0).path) and not is_run(path)
+
+
+def nnls_weights(predictions: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Non-negative least-squares weights of the prediction columns that best fit `target`.
+
+    >>> nnls_weights(np.array([[1., 5.], [2., 3.], [3., 1.]]), np.array([1., 2., 3.])).round(3)
+    array([1., 0.])
+    """
+    from scipy.optimize import nnls
+
+    weights, _ = nnls(np.asarray(predictions, float), np.asarray(target, float))
+    if not weights.sum() > 0:
+        raise ValueError("non-negative least squares gave every member weight 0: the members' scores do "
+                         "not fit the targets; average them (no --weights) instead")
+    return weights
+
+
+def out_of_fold(cv_dirs: Sequence[str | Path], table) -> "pd.DataFrame":
+    """Every member's predictions on each fold's validation rows, from that fold's run: one row per
+    photo (``Id``, ``fold``, ``Pawpularity``, ``member0``, ``member1``, ...).
 
     Raises:
-        ValueError: fewer than two runs, a run not finished or of another task, splits that differ, or
-            bad weights.
-        pawtf.runs.RunExistsError: `out` holds a run (without `overwrite`).
+        ValueError: the cross-validations differ in folds or in any fold's rows.
     """
-    from pawtf import tasks
-    from pawtf.runs import RunExistsError, RunFolder, load_run
-    from pawtf.train import FoldData, evaluate_model, load_table
+    import pandas as pd
 
-    if len(run_paths) < 2:
-        raise ValueError("an ensemble needs at least two runs")
-    runs = [load_run(p) for p in run_paths]
-    for run in runs:
-        if not run.finished:
-            raise ValueError(f"{run.path} is not finished (no metrics.json): finish or resume its training first")
-        if run.task.name != "score":
-            raise ValueError(f"{run.path} is a {run.task.name} run; an ensemble averages score runs")
+    from pawtf.runs import fold_run, load_run
+    from pawtf.train import predict_rows
+
+    first = fold_run(cv_dirs[0], 0).config()
+    parts = []
+    for k in range(first.data.folds):
+        runs = [load_run(fold_run(cv, k).path) for cv in cv_dirs]
+        split = _same_split(runs)
+        val = table.set_index("Id", drop=False).loc[split.loc[split["role"] == "val", "Id"]]
+        part = pd.DataFrame({"Id": val["Id"].to_numpy(), "fold": k, "Pawpularity": val["Pawpularity"].to_numpy()})
+        for i, run in enumerate(runs):
+            part[f"member{i}"] = predict_rows(run.model, run.config, val)[SCORE_OUTPUT].reshape(-1)
+        parts.append(part)
+        logger.info("out-of-fold predictions: fold %d of %d (%d photos)", k + 1, first.data.folds, len(part))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _same_split(runs):
     splits = [run.folder.split().sort_values("Id").reset_index(drop=True)[["Id", "role"]] for run in runs]
     for run, split in zip(runs[1:], splits[1:]):
         if not split.equals(splits[0]):
             raise ValueError(f"{run.path} validated on other rows than {runs[0].path}: train the members "
                              "with the same --data, --folds, --fold and --seed (an average measured on rows "
                              "a member trained on would flatter it)")
-    weights = np.ones(len(runs)) if weights is None else np.asarray(weights, float)
-    if len(weights) != len(runs) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"give one non-negative weight per run ({len(runs)}), not all zero; got "
-                         f"{list(weights)}")
-    weights = weights / weights.sum()
+    return splits[0]
+
+
+def _rmse(predicted, target) -> float:
+    return float(np.sqrt(np.mean((np.clip(predicted, 0, 100) - target) ** 2)))
+
+
+def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence[float] | str | None = None,
+             *, fold: int | None = None, overwrite: bool = False) -> dict:
+    """Average finished score runs into the run folder `out`; returns its metrics (also written).
+
+    Args:
+        run_paths: two or more finished runs of the score task that validated on the same rows (the same
+            data folder, folds, fold and seed): their ``split.csv`` must agree. A ``pawtf cv`` folder
+            stands for its fold `fold`'s run.
+        out: the ensemble's run folder.
+        weights: one non-negative weight per run (normalised to sum 1); ``"nnls"``: non-negative least
+            squares on the out-of-fold predictions of cv members, fitted on every fold but `fold` (so
+            the run's validation figure stays honest); default: equal.
+        fold: with cv members, the fold whose runs the ensemble joins (default 0).
+        overwrite: replace a run already in `out`.
+
+    Raises:
+        ValueError: fewer than two runs, a run not finished or of another task, splits that differ, or
+            bad weights; ``"nnls"`` with members that are not cv folders.
+        pawtf.runs.RunExistsError: `out` holds a run (without `overwrite`).
+    """
+    from pawtf import tasks
+    from pawtf.runs import RunExistsError, RunFolder, fold_run, load_run
+    from pawtf.train import FoldData, evaluate_model, load_table
+
+    if len(run_paths) < 2:
+        raise ValueError("an ensemble needs at least two runs")
+    cv_dirs = [Path(p) for p in run_paths if is_cv_folder(p)]
+    if weights == "nnls" and len(cv_dirs) != len(run_paths):
+        raise ValueError("--weights nnls fits the weights on out-of-fold predictions: give `pawtf cv` "
+                         "folders (the same --data, --folds and --seed), not single runs")
+    fold = 0 if fold is None else fold
+    if cv_dirs and not 0 <= fold < fold_run(cv_dirs[0], 0).config().data.folds:
+        raise ValueError(f"--fold must be in 0..{fold_run(cv_dirs[0], 0).config().data.folds - 1}, got {fold}")
+    runs = [load_run(fold_run(p, fold).path if is_cv_folder(p) else p) for p in run_paths]
+    for run in runs:
+        if not run.finished:
+            raise ValueError(f"{run.path} is not finished (no metrics.json): finish or resume its training first")
+        if run.task.name != "score":
+            raise ValueError(f"{run.path} is a {run.task.name} run; an ensemble averages score runs")
+    _same_split(runs)
+    if isinstance(weights, str) and weights != "nnls":
+        raise ValueError(f"weights are numbers or 'nnls', got {weights!r}")
+    fixed = weights is None or not isinstance(weights, str)
+    if fixed:
+        weights = np.ones(len(runs)) if weights is None else np.asarray(weights, float)
+        if len(weights) != len(runs) or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(f"give one non-negative weight per run ({len(runs)}), not all zero; got "
+                             f"{list(weights)}")
+        weights = weights / weights.sum()
 
     cfg = RunConfig.from_dict(runs[0].config.to_dict())
     cfg.model.head, cfg.model.features = "ensemble", ""
@@ -108,6 +179,11 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
     if missing:
         raise ValueError(f"{len(missing)} rows the members trained or validated on are no longer in "
                          f"{cfg.data.data_dir} (e.g. {sorted(missing)[0]}): ensemble runs on the data they learnt from")
+    oof = {}
+    if cv_dirs and len(cv_dirs) == len(run_paths):
+        oof = _oof_figures(out_of_fold(cv_dirs, table), None if fixed else fold, weights if fixed else None)
+        if not fixed:
+            weights = np.asarray(oof["weights"])
     table = table.set_index("Id", drop=False).loc[member_split["Id"]].reset_index(drop=True)
     roles = member_split["role"].to_numpy()
     data = FoldData(table, member_split["fold"].to_numpy(), cfg.data.fold, table[roles == "train"],
@@ -120,8 +196,29 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
     members = [{"run": str(run.path), "weight": round(float(w), 4), "val_rmse": run.metrics.get("val_rmse"),
                 "head": run.config.model.head} for run, w in zip(runs, weights)]
     best = min(m["val_rmse"] for m in members)
-    metrics.update({"head": "ensemble", "members": members, "ensemble_over_best_member": metrics["val_rmse"] / best})
+    metrics.update({"head": "ensemble", "weights": "nnls" if not fixed else "fixed", "members": members,
+                    "ensemble_over_best_member": metrics["val_rmse"] / best, **oof.get("report", {})})
     folder.write_metrics(metrics)
     logger.info("ensemble of %d runs: val_rmse %.3f (best member %.3f) -> %s", len(runs), metrics["val_rmse"],
                 best, folder.path)
     return metrics
+
+
+def _oof_figures(oof, fold: int | None, fixed_weights) -> dict:
+    """Out-of-fold RMSEs of each member, of the equal average, of the fixed weights and of NNLS weights
+    cross-fitted (each fold's rows weighted by NNLS fitted on the other folds); with `fold`, the NNLS
+    weights fitted on every fold but `fold` (``weights``)."""
+    members = [c for c in oof.columns if c.startswith("member")]
+    p, y, folds = oof[members].to_numpy(), oof["Pawpularity"].to_numpy(), oof["fold"].to_numpy()
+    crossfit = np.zeros(len(y))
+    for k in np.unique(folds):
+        crossfit[folds == k] = p[folds == k] @ nnls_weights(p[folds != k], y[folds != k])
+    report = {"oof_rmse_members": [_rmse(p[:, i], y) for i in range(p.shape[1])],
+              "oof_rmse_equal": _rmse(p.mean(axis=1), y), "oof_rmse_nnls_crossfit": _rmse(crossfit, y),
+              "oof_rows": int(len(y))}
+    if fixed_weights is not None:
+        report["oof_rmse_weights"] = _rmse(p @ fixed_weights, y)
+        return {"report": report}
+    weights = nnls_weights(p[folds != fold], y[folds != fold])
+    report["nnls_fitted_on_folds"] = [int(k) for k in np.unique(folds) if k != fold]
+    return {"report": report, "weights": weights.tolist()}

@@ -58,9 +58,9 @@ def check_config(cfg: RunConfig) -> None:
     if m.head not in HEADS:
         raise ValueError(f"unknown --head {m.head!r}; expected one of: {', '.join(HEADS)}")
     if m.head == "nn":
-        if m.features:
-            raise ValueError("--features is for the feature heads (--head svr or ridge); the nn head "
-                             "trains on the photos through --backbone")
+        if m.features or m.clip_target is not None:
+            raise ValueError(f"{'--features' if m.features else '--clip-target'} is for the feature heads "
+                             "(--head svr or ridge); the nn head trains on the photos through --backbone")
         return
     if m.task != "score":
         raise ValueError(f"--head {m.head} predicts the score (--task score); --task {m.task} trains "
@@ -70,6 +70,8 @@ def check_config(cfg: RunConfig) -> None:
                          "--head nn")
     if m.svr_c <= 0 or m.svr_epsilon < 0 or (m.svr_gamma is not None and m.svr_gamma <= 0):
         raise ValueError("--svr-c and --svr-gamma must be > 0 and --svr-epsilon >= 0")
+    if m.clip_target is not None and not 0 <= m.clip_target[0] < m.clip_target[1] <= 100:
+        raise ValueError(f"--clip-target needs 0 <= LOW < HIGH <= 100, got {m.clip_target[0]}:{m.clip_target[1]}")
     if m.ridge_alpha is not None and m.ridge_alpha <= 0:
         raise ValueError("--ridge-alpha must be > 0")
     feature_specs(cfg)  # names and levels
@@ -109,18 +111,22 @@ class FittedHead:
 
 def fit_head(model_cfg, x: np.ndarray, scores: np.ndarray) -> FittedHead:
     """Fit `model_cfg`'s feature head (``head`` svr or ridge, its settings) to feature rows `x` and
-    their `scores`: standardised features, standardised scores."""
+    their `scores`: standardised features, standardised scores (clipped first with ``clip_target``).
+    The SVR's gamma is ``svr_gamma`` (default 1) times scikit-learn's "scale" gamma."""
     from sklearn.linear_model import Ridge, RidgeCV
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVR
 
     m = model_cfg
     y = np.asarray(scores, np.float64)
+    if m.clip_target is not None:
+        y = np.clip(y, *m.clip_target)
     y_mean, y_std = float(y.mean()), float(y.std()) or 1.0
     scaler = StandardScaler().fit(x)
     z = scaler.transform(x)
     if m.head == "svr":
-        est = SVR(C=m.svr_c, epsilon=m.svr_epsilon, gamma=m.svr_gamma or "scale").fit(z, (y - y_mean) / y_std)
+        gamma = (m.svr_gamma or 1.0) / (z.shape[1] * (z.var() or 1.0))  # scikit-learn's "scale" x svr_gamma
+        est = SVR(C=m.svr_c, epsilon=m.svr_epsilon, gamma=gamma).fit(z, (y - y_mean) / y_std)
         return FittedHead("svr", scaler.mean_, scaler.scale_,
                           [est.support_vectors_, est.dual_coef_.T * y_std,
                            np.asarray(est.intercept_) * y_std + y_mean],

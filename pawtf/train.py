@@ -38,7 +38,7 @@ from pawtf.models.popularity import build_model, image_size, training_model
 from pawtf.runs import RunExistsError, RunFolder, fold_run, write_cv_summary
 
 __all__ = ["FoldData", "HistoryLog", "RunBackup", "RunExistsError", "SaveBest", "compile_model", "cross_validate", "evaluate_model",
-           "fit_model", "fold_data", "load_table", "schedule_callbacks", "train", "variant"]
+           "fit_model", "fold_data", "load_table", "predict_rows", "schedule_callbacks", "train", "variant"]
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,15 @@ def schedule_callbacks(train_cfg: TrainConfig, monitor: str, mode: str = "min") 
     ]
 
 
+def predict_rows(model: keras.Model, cfg: RunConfig, rows: pd.DataFrame) -> dict:
+    """`model`'s predictions (by output name, as its task names them) for table `rows` (column
+    ``path``, and the flags where the task takes them) through the image pipeline at `cfg`'s size."""
+    task = tasks.get(cfg.model.task)
+    images = make_dataset(rows, image_size(cfg.model), cfg.train.batch_size, with_target=False,
+                          cache=False, with_metadata=task.takes_metadata(cfg.model))
+    return task.as_dict(model.predict(images, verbose=0))
+
+
 def evaluate_model(model: keras.Model, cfg: RunConfig, data: FoldData,
                    stats: tasks.TaskStats | None = None) -> dict:
     """Predict `data`'s validation rows through the image pipeline and report the task's figures.
@@ -168,9 +177,7 @@ def evaluate_model(model: keras.Model, cfg: RunConfig, data: FoldData,
     """
     task = tasks.get(cfg.model.task)
     stats = stats or tasks.TaskStats.from_rows(data.train)
-    images = make_dataset(data.val, image_size(cfg.model), cfg.train.batch_size, with_target=False,
-                          cache=False, with_metadata=task.takes_metadata(cfg.model))
-    predictions = task.as_dict(model.predict(images, verbose=0))
+    predictions = predict_rows(model, cfg, data.val)
     return {
         "task": task.name,
         **task.evaluate(predictions, data.val, stats),

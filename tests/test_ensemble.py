@@ -72,5 +72,58 @@ def test_cli_ensemble(members, tmp_path, capsys):
     assert metrics["head"] == "ensemble" and len(metrics["members"]) == 2
     assert main(["ensemble", str(svr), str(ridge), "--out", str(tmp_path / "ens")]) == 2
     assert "holds a run" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--weights takes numbers"):
+    with pytest.raises(SystemExit, match="--weights takes nnls or numbers"):
         main(["ensemble", str(svr), str(ridge), "--out", str(tmp_path / "e2"), "--weights", "a,b"])
+
+
+@pytest.fixture(scope="module")
+def cv_members(tiny_demo, tmp_path_factory):
+    from pawtf.train import cross_validate
+
+    root = tmp_path_factory.mktemp("cv")
+    out = []
+    for head, features in (("svr", "lite0:pooled"), ("ridge", "lite0:multilevel")):
+        cfg = RunConfig()
+        cfg.data.data_dir, cfg.data.folds = str(tiny_demo), 3
+        cfg.model.head, cfg.model.features, cfg.model.image_size = head, features, 64
+        cross_validate(cfg, root / head, verbose=0, feature_bank=root / "bank")
+        out.append(root / head)
+    return out
+
+
+def test_nnls_weights_from_out_of_fold_predictions(cv_members, tmp_path, tiny_demo):
+    """--weights nnls on cv members: weights fitted by NNLS on the out-of-fold predictions of every fold
+    but the ensemble's, the cross-fitted out-of-fold RMSE reported, fold 1's runs joined."""
+    from pawtf.ensemble import nnls_weights, out_of_fold
+    from pawtf.runs import load_run
+    from pawtf.train import load_table
+
+    metrics = ensemble(cv_members, tmp_path / "ens", weights="nnls", fold=1)
+    assert metrics["weights"] == "nnls" and metrics["nnls_fitted_on_folds"] == [0, 2]
+    assert [m["run"] for m in metrics["members"]] == [str(p / "fold1") for p in cv_members]
+    assert metrics["oof_rows"] == 60 and len(metrics["oof_rmse_members"]) == 2
+    run = load_run(tmp_path / "ens")
+    oof = out_of_fold(cv_members, load_table(run.config, progress=False))
+    assert sorted(oof["Id"]) == sorted(load_table(run.config, progress=False)["Id"])
+    expected = nnls_weights(oof.loc[oof.fold != 1, ["member0", "member1"]].to_numpy(),
+                            oof.loc[oof.fold != 1, "Pawpularity"].to_numpy())
+    np.testing.assert_allclose([m["weight"] for m in metrics["members"]], expected, atol=1e-4)
+    np.testing.assert_allclose(run.model.get_layer("ensemble_weights").get_weights()[0].reshape(-1),
+                               expected, rtol=1e-5)
+    fold1 = oof[oof.fold == 1]
+    rmse = np.sqrt(np.mean((np.clip(fold1[["member0", "member1"]].to_numpy() @ expected, 0, 100)
+                            - fold1["Pawpularity"]) ** 2))
+    assert metrics["val_rmse"] == pytest.approx(rmse, rel=1e-3)
+    # an equal average of cv members reports the same out-of-fold figures, weights fixed
+    equal = ensemble(cv_members, tmp_path / "equal")
+    assert equal["oof_rmse_weights"] == pytest.approx(equal["oof_rmse_equal"])
+    assert [m["run"] for m in equal["members"]] == [str(p / "fold0") for p in cv_members]
+
+
+def test_nnls_needs_cv_members(members, cv_members, tmp_path):
+    svr, ridge, _ = members
+    with pytest.raises(ValueError, match="give `pawtf cv` folders"):
+        ensemble([svr, ridge], tmp_path / "ens", weights="nnls")
+    with pytest.raises(ValueError, match="--fold must be in 0..2"):
+        ensemble(cv_members, tmp_path / "ens", weights="nnls", fold=3)
+    assert not (tmp_path / "ens").exists()

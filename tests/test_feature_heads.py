@@ -106,6 +106,7 @@ def test_resume_does_not_fit_again(tiny_demo, bank, tmp_path, monkeypatch):
     ({"unfreeze": 10}, "stands on frozen features"),
     ({"features": "lite0:deep"}, "unknown feature level 'deep'"),
     ({"svr_c": 0.0}, "--svr-c"),
+    ({"clip_target": (50.0, 20.0)}, "--clip-target needs 0 <= LOW < HIGH <= 100"),
 ])
 def test_settings_a_feature_head_cannot_train_with(tiny_demo, tmp_path, changes, message):
     cfg = config(tiny_demo, "svr", **{k: v for k, v in changes.items() if k != "features"})
@@ -120,6 +121,28 @@ def test_features_need_a_feature_head(tiny_demo, tmp_path):
     cfg = config(tiny_demo, "nn")
     with pytest.raises(ValueError, match="--features is for the feature heads"):
         train(cfg, tmp_path / "run", verbose=0)
+    cfg.model.features, cfg.model.clip_target = "", (0.0, 80.0)
+    with pytest.raises(ValueError, match="--clip-target is for the feature heads"):
+        train(cfg, tmp_path / "run", verbose=0)
+
+
+def test_fit_head_clips_targets_and_scales_gamma():
+    """clip_target clips the training scores before the fit; svr_gamma multiplies scikit-learn's
+    "scale" gamma (1 / number of standardised features)."""
+    from pawtf.config import ModelConfig
+    from pawtf.feature_heads import fit_head
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8))
+    y = np.clip(50 + 15 * x[:, 0] + rng.normal(0, 2, 200), 0, 100)
+    ridge = ModelConfig(head="ridge", ridge_alpha=1.0)
+    plain = fit_head(ridge, x, y)
+    clipped = fit_head(ModelConfig(head="ridge", ridge_alpha=1.0, clip_target=(20.0, 70.0)), x, y)
+    assert clipped.sklearn[2:] == pytest.approx((np.clip(y, 20, 70).mean(), np.clip(y, 20, 70).std()))
+    assert plain.sklearn[2] == pytest.approx(y.mean())
+    assert clipped.predict(x).max() < plain.predict(x).max() - 3
+    assert fit_head(ModelConfig(head="svr"), x, y).gamma == pytest.approx(1 / 8)
+    assert fit_head(ModelConfig(head="svr", svr_gamma=3.0), x, y).gamma == pytest.approx(3 / 8)
 
 
 def test_cli_train_with_a_feature_head(tiny_demo, bank, tmp_path, capsys):

@@ -44,8 +44,10 @@ _PANELS = {
     "backbone": "backbone",
     "head": "head (nn: Keras; svr, ridge: scikit-learn on features)",
     "svr_c": "SVR C (log scale)",
+    "svr_epsilon": "SVR epsilon, score SDs (log scale)",
+    "svr_gamma": "SVR gamma x scale (log scale)",
 }
-_LOG_SCALE = ("learning_rate", "weight_decay", "svr_c")
+_LOG_SCALE = ("learning_rate", "weight_decay", "svr_c", "svr_epsilon", "svr_gamma")
 _WORDS = {"val_rmse": "validation RMSE", "val_bucket_accuracy": "validation bucket accuracy"}
 
 

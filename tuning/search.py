@@ -258,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
       "score task only) (default: %(default)s)")
     a("--svr-c", type=_range, default=_D.svr_c, help="svr trials: C range MIN:MAX, log scale "
       "(default: %(default)s)")
+    a("--svr-epsilon", type=_range, default=_D.svr_epsilon, help="svr trials: epsilon range MIN:MAX in "
+      "score standard deviations, log scale (default: %(default)s)")
+    a("--svr-gamma", type=_range, default=_D.svr_gamma, help="svr trials: RBF gamma range MIN:MAX as "
+      "multiples of scikit-learn's 'scale' gamma, log scale; 1:1 fixes it (default: %(default)s)")
     a("--backbones", type=_strs, default=_D.backbones, help="comma-separated backbone choices "
       "(default: %(default)s)")
     a("--unfreeze", type=_ints, default=_D.unfreeze, help="choices of trainable top backbone layers; "
@@ -287,7 +291,8 @@ def config_from_args(args) -> SearchConfig:
         folds=args.folds, seed=args.seed, weights=args.weights, image_size=args.image_size,
         cache_embeddings=not args.no_embedding_cache, feature_bank_dir=args.feature_bank, dedupe=args.dedupe,
         progress=not args.quiet,
-        backbones=args.backbones, heads=args.heads, svr_c=args.svr_c, unfreeze=args.unfreeze,
+        backbones=args.backbones, heads=args.heads, svr_c=args.svr_c, svr_epsilon=args.svr_epsilon,
+        svr_gamma=args.svr_gamma, unfreeze=args.unfreeze,
         embedding_units=args.embedding_units, metadata_units=args.metadata_units,
         head_units=args.head_units, dropout=args.dropout, learning_rate=args.lr,
         weight_decay=args.weight_decay, losses=args.losses, oversample=args.oversample)

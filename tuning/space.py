@@ -66,6 +66,8 @@ class SearchConfig:
     # pooled features and the flags: fitted at once, one "epoch"); see pawtf.feature_heads.
     heads: tuple[str, ...] = ("nn",)
     svr_c: tuple[float, float] = (1.0, 30.0)
+    svr_epsilon: tuple[float, float] = (0.05, 0.5)  # in score standard deviations
+    svr_gamma: tuple[float, float] = (0.3, 3.0)  # multiples of scikit-learn's "scale" gamma
     unfreeze: tuple[int, ...] = (0, 20)  # trainable top layers; the study liked ~100 (GPU territory)
     embedding_units: tuple[int, ...] = (128, 256, 512)
     metadata_units: tuple[str, ...] = ("16-32", "32-64")
@@ -109,8 +111,10 @@ class SearchConfig:
                 self.task != "score":
             raise ValueError(f"--heads svr and ridge predict the score: search them with --task score, "
                              f"not {self.task}")
-        if "svr" in self.heads and not 0 < self.svr_c[0] <= self.svr_c[1]:
-            raise ValueError(f"--svr-c needs 0 < min <= max, got {self.svr_c[0]}:{self.svr_c[1]}")
+        for field in ("svr_c", "svr_epsilon", "svr_gamma"):
+            low, high = getattr(self, field)
+            if "svr" in self.heads and not 0 < low <= high:
+                raise ValueError(f"--{field.replace('_', '-')} needs 0 < min <= max, got {low}:{high}")
         for field, low in (("max_trials", 1), ("max_epochs", 1), ("folds", 1)):
             if getattr(self, field) < low:
                 raise ValueError(f"--{field.replace('_', '-')} must be >= {low}")
@@ -157,10 +161,11 @@ class SearchConfig:
         # `head` is declared only where the search has feature heads (a plain search keeps its space);
         # each head's own hyperparameters are declared every time, active only for their head.
         m.head = _choice(hp, "head", self.heads) if tuple(self.heads) != ("nn",) else "nn"
-        svr_c = None
+        svr = {}
         if "svr" in self.heads:
             with _scope(hp, "head", ["svr"], self.heads):
-                svr_c = _range(hp, "svr_c", self.svr_c, log=True)
+                svr = {name: _range(hp, name, getattr(self, name), log=True)
+                       for name in ("svr_c", "svr_epsilon", "svr_gamma")}
         if "nn" in self.heads:
             with _scope(hp, "head", ["nn"], self.heads):
                 self._nn_space(hp, cfg, apply=m.head == "nn")
@@ -168,7 +173,8 @@ class SearchConfig:
             return cfg
         from pawtf import feature_heads
 
-        m.svr_c = svr_c if svr_c is not None else m.svr_c
+        if m.head == "svr":
+            m.svr_c, m.svr_epsilon, m.svr_gamma = svr["svr_c"], svr["svr_epsilon"], svr["svr_gamma"]
         return feature_heads.resolve(cfg)
 
     def _nn_space(self, hp, cfg: RunConfig, apply: bool) -> None:

@@ -47,6 +47,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def score_range(text: str) -> tuple[float, float]:
+    """``"0:85"`` -> (0.0, 85.0): a range of scores, 0 <= LOW < HIGH <= 100."""
+    try:
+        low, high = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW:HIGH, e.g. 0:85, got {text!r}") from None
+    if not 0 <= low < high <= 100:
+        raise argparse.ArgumentTypeError(f"needs 0 <= LOW < HIGH <= 100, got {text!r}")
+    return low, high
+
+
 def weights_arg(text: str) -> str | None:
     if text.lower() == "none":
         return None

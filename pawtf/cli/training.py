@@ -14,6 +14,7 @@ from pawtf.cli.options import (
     SUMMARIES,
     TRAIN,
     positive_int,
+    score_range,
     weights_arg,
 )
 from pawtf.config import RunConfig
@@ -59,7 +60,11 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
     p.add_argument("--svr-epsilon", type=float, default=MODEL.svr_epsilon,
                    help="svr: epsilon, in score standard deviations (default: %(default)s)")
     p.add_argument("--svr-gamma", type=float, default=MODEL.svr_gamma,
-                   help="svr: RBF gamma (default: scikit-learn's 'scale', 1 / (features x their variance))")
+                   help="svr: RBF gamma as a multiple of scikit-learn's 'scale' gamma, 1 / (number of "
+                        "standardised features) (default: 1)")
+    p.add_argument("--clip-target", type=score_range, default=MODEL.clip_target, metavar="LOW:HIGH",
+                   help="svr/ridge: clip the training scores into LOW:HIGH before fitting, as the "
+                        "Pawpularity winners tried for the long tail at 100 (default: no clipping)")
     p.add_argument("--ridge-alpha", type=float, default=MODEL.ridge_alpha,
                    help="ridge: alpha (default: chosen by leave-one-out on the training fold)")
     p.add_argument("--unfreeze", type=int, default=MODEL.unfreeze,
@@ -105,7 +110,7 @@ def run_config(args) -> RunConfig:
     m.task, m.flag_balance = args.task, args.flag_balance
     m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
     m.head, m.features, m.svr_c, m.svr_epsilon = args.head, args.features, args.svr_c, args.svr_epsilon
-    m.svr_gamma, m.ridge_alpha = args.svr_gamma, args.ridge_alpha
+    m.svr_gamma, m.ridge_alpha, m.clip_target = args.svr_gamma, args.ridge_alpha, args.clip_target
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
     t.oof_folds = args.oof_folds
@@ -178,12 +183,15 @@ def add_train(sub) -> None:
 def cmd_ensemble(args) -> None:
     from pawtf.ensemble import ensemble
 
+    weights = args.weights
+    if weights and weights != "nnls":
+        try:
+            weights = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise SystemExit(f"pawtf: error: --weights takes nnls or numbers separated by commas, got "
+                             f"{args.weights!r}")
     try:
-        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-    except ValueError:
-        raise SystemExit(f"pawtf: error: --weights takes numbers separated by commas, got {args.weights!r}")
-    try:
-        metrics = ensemble(args.runs, args.out, weights, overwrite=args.overwrite)
+        metrics = ensemble(args.runs, args.out, weights, fold=args.fold, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError) as err:
         raise SystemExit(f"pawtf: error: {err}")
     print(json.dumps(metrics))
@@ -192,10 +200,16 @@ def cmd_ensemble(args) -> None:
 def add_ensemble(sub) -> None:
     p = sub.add_parser("ensemble", help=SUMMARIES["ensemble"], description=SUMMARIES["ensemble"] + (
         ": finished score runs that validated on the same rows become one model (their scores averaged) "
-        "in a run folder that export, predict, rank and explain take like any run"))
-    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more finished score runs")
+        "in a run folder that export, predict, rank and explain take like any run. `pawtf cv` folders "
+        "stand for their --fold's runs, and with --weights nnls the weights are fitted on the other "
+        "folds' out-of-fold predictions"))
+    p.add_argument("runs", nargs="+", metavar="RUN", help="two or more finished score runs, or cv folders")
     p.add_argument("--out", required=True, help="the ensemble's run folder")
-    p.add_argument("--weights", metavar="W1,W2,...", help="one weight per run, normalised (default: equal)")
+    p.add_argument("--weights", metavar="W1,W2,...|nnls",
+                   help="one weight per run, normalised; or nnls: non-negative least squares on the cv "
+                        "members' out-of-fold predictions of every fold but --fold (default: equal)")
+    p.add_argument("--fold", type=int, default=None, help="cv members: the fold whose runs are joined "
+                   "(default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.set_defaults(func=cmd_ensemble)
 

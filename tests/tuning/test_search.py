@@ -383,7 +383,9 @@ def test_a_search_mixes_nn_and_feature_head_trials(tiny_demo, tmp_path):
     assert set(done["head"]) == {"nn", "svr", "ridge"} and done.val_rmse.notna().all()
     feature = done[done["head"] != "nn"]
     assert (feature.epochs == 1).all() and feature.learning_rate.isna().all()  # the nn settings: inactive
-    assert done.loc[done["head"] == "svr", "svr_c"].between(1, 30).all()
+    svr = done[done["head"] == "svr"]
+    assert svr.svr_c.between(1, 30).all() and svr.svr_epsilon.between(0.05, 0.5).all()
+    assert svr.svr_gamma.between(0.3, 3).all() and svr.svr_gamma.nunique() == len(svr)
     run = load_run(out / "best")
     assert run.config.model.head == best["hyperparameters"]["head"]
     assert run.metrics["val_rmse"] == pytest.approx(run.metrics["val_rmse_search"], rel=0.02)
