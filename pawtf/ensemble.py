@@ -32,14 +32,26 @@ logger = logging.getLogger(__name__)
 
 def ensemble_model(runs, weights: Sequence[float]):
     """One Keras model: ``image`` at the largest member's size (resized for members trained smaller)
-    and ``metadata`` where any member takes it -> ``pawpularity``, the members' weighted average."""
+    and ``metadata`` where any member takes it -> ``pawpularity``, the members' weighted average.
+
+    The first member at that size is built in flat (its inputs are the ensemble's, its layers the
+    ensemble's), so its ``backbone_features`` layer is there for Grad-CAM: the maps show where that
+    member's backbone looks, weighted by the ensemble's score. The others are nested models."""
     import keras
 
     size = max(run.image_size for run in runs)
-    image = keras.Input((size, size, 3), name="image")
-    metadata = keras.Input((12,), name="metadata") if any(run.uses_metadata for run in runs) else None
+    flat = next(i for i, run in enumerate(runs) if run.image_size == size)
+    inner = runs[flat].model
+    inner.get_layer(SCORE_OUTPUT).name = f"member{flat}_{SCORE_OUTPUT}"  # the ensemble's output takes the name
+    image = inner.get_layer("image").output
+    metadata = None
+    if any(run.uses_metadata for run in runs):
+        metadata = inner.get_layer("metadata").output if runs[flat].uses_metadata else keras.Input((12,), name="metadata")
     scores = []
     for i, run in enumerate(runs):
+        if i == flat:
+            scores.append(inner.outputs[0])
+            continue
         member = keras.Model(run.model.inputs, run.model.outputs[0], name=f"member{i}_{run.path.name}"[:60])
         x = image
         if run.image_size != size:

@@ -215,20 +215,23 @@ def fit_feature_head(cfg: RunConfig, run, data, *, bank_dir: str | Path = DEFAUL
 
 def serving_model(cfg: RunConfig, specs, fitted: FittedHead, with_metadata: bool):
     """The fitted head as one Keras model: ``image`` (0-255, the run's size) and, with metadata,
-    ``metadata`` -> ``pawpularity`` (0-100)."""
+    ``metadata`` -> ``pawpularity`` (0-100).
+
+    The first backbone's layers sit in the model itself (its image input is the model's), so its
+    ``backbone_features`` layer is there for Grad-CAM as in any pawtf model; further backbones are
+    nested models (their layer names would clash)."""
     import keras
 
-    from pawtf.models.popularity import IMAGE_INPUT
-
-    size = specs[0].image_size
-    image = keras.Input((size, size, 3), name=IMAGE_INPUT)
     groups: dict[tuple, list[FeatureSpec]] = {}
     for spec in specs:
         groups.setdefault(spec.extractor_key, []).append(spec)
-    by_spec = {}
+    by_spec, image = {}, None
     for i, group in enumerate(groups.values()):
         extractor = feature_model(group[0], [s.level for s in group], name=f"features{i}_{group[0].backbone}")
-        outputs = extractor(image)
+        if image is None:  # flat: the first extractor's own input and output tensors
+            image, outputs = extractor.inputs[0], extractor.output
+        else:
+            outputs = extractor(image)
         by_spec.update({s: outputs[s.level] for s in group})
     parts, inputs = [by_spec[s] for s in specs], [image]
     if with_metadata:

@@ -156,3 +156,18 @@ def test_cli_train_with_a_feature_head(tiny_demo, bank, tmp_path, capsys):
     with pytest.raises(SystemExit, match="--head svr predicts the score"):
         main(["train", "--data", str(tiny_demo), "--out", str(tmp_path / "bad"), "--head", "svr",
               "--task", "buckets"])
+
+
+def test_grad_cam_sees_the_first_backbone_of_a_feature_head(svr_run):
+    """A two-backbone SVR run: its first backbone is in the model itself, so Grad-CAM++ reaches its
+    ``backbone_features`` (the nested second backbone has a layer of that name too)."""
+    from pawtf.explain import GradCAMPlusPlus, VanillaGradient
+    from pawtf.runs import load_run
+
+    model = load_run(svr_run[0]).model
+    assert model.get_layer("backbone_features").output.shape[1:3] == (2, 2)
+    images = np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32")
+    metadata = np.zeros((2, 12), "float32")
+    for method in (GradCAMPlusPlus, VanillaGradient):
+        maps = method(model)(images, metadata)
+        assert maps.shape == (2, SIZE, SIZE) and np.isfinite(maps).all() and maps.std() > 0

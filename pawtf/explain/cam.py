@@ -5,7 +5,9 @@ its backbone's last feature map (the registry puts it there for every backbone),
 built flat, so tf-keras-vis can reach it without branching on backbone names. With a two-input model
 tf-keras-vis cannot expand the CAM to the image (``expand_cam=True`` zooms it to *every* input, the
 metadata vector included, and fails), so the CAM comes back at the feature map's size and is upsampled
-bilinearly to the photo here. tf-keras-vis's own normalisation (``+ 1e-7`` in the denominator) would
+bilinearly to the photo here. The layer is handed to tf-keras-vis as a layer, not a name: its name
+search descends into nested models, and a feature head's second backbone (nested) has a layer of the
+same name. tf-keras-vis's own normalisation (``+ 1e-7`` in the denominator) would
 flatten maps whose values are tiny, so it is off and :func:`pawtf.explain.base.normalize_maps` does it.
 
 Grad-CAM++ was derived for ``Y = exp(S)`` with ``S`` a class logit; here ``S`` is the target before the
@@ -44,10 +46,10 @@ class GradCAM(_GradientExplainer):
         try:
             feature_map = self.target_model.get_layer(layer).output
         except ValueError:
-            raise ValueError(f"model has no layer {layer!r} on the path to its output; pawtf models "
-                             f"built by pawtf.models carry {FEATURES_LAYER!r}, but a feature head's "
-                             "(--head svr or ridge) holds its backbones inside: explain it with "
-                             "--methods vanilla,smoothgrad,rise") from None
+            raise ValueError(f"model has no layer {layer!r} on the path to its output; pawtf models carry "
+                             f"{FEATURES_LAYER!r} (a feature head or ensemble: its first backbone's), but "
+                             "this one holds its backbones inside (a feature head or ensemble made before Grad-CAM reached them?): "
+                             "explain it with --methods vanilla,smoothgrad,rise, or train it again") from None
         if len(feature_map.shape) != 4:
             raise ValueError(f"layer {layer!r} must output a feature map [N, h, w, C], got "
                              f"{feature_map.shape}")
@@ -61,7 +63,8 @@ class GradCAM(_GradientExplainer):
             seed = self.model_inputs(tf.constant(images[sl]),
                                      None if metadata is None else tf.constant(metadata[sl]))
             cam = visualizer(self.score, seed if len(seed) > 1 else seed[0],
-                             penultimate_layer=self.layer, seek_penultimate_conv_layer=False,
+                             penultimate_layer=self.target_model.get_layer(self.layer),
+                             seek_penultimate_conv_layer=False,
                              expand_cam=False, normalize_cam=False)
             out.append(np.asarray(cam, dtype=np.float32))
         return np.concatenate(out)
