@@ -38,8 +38,12 @@ HEADS = [
     ("svr lite0 multilevel", "svr", "lite0:multilevel"),
     ("svr lite0 multilevel+logits", "svr", "lite0:multilevel,lite0:logits"),
     ("svr lite0+lite2 multilevel+logits", "svr", "lite0:multilevel,lite0:logits,lite2:multilevel,lite2:logits"),
+    ("svr lite0+lite1+lite2 multilevel+logits", "svr", "lite0:multilevel,lite0:logits,lite1:multilevel,"
+     "lite1:logits,lite2:multilevel,lite2:logits"),
     ("ridge lite0+lite2 multilevel+logits", "ridge",
      "lite0:multilevel,lite0:logits,lite2:multilevel,lite2:logits"),
+    ("ridge lite0+lite1+lite2 multilevel+logits", "ridge", "lite0:multilevel,lite0:logits,lite1:multilevel,"
+     "lite1:logits,lite2:multilevel,lite2:logits"),
 ]
 
 

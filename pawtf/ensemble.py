@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from pawtf.config import RunConfig
 from pawtf.tasks.outputs import SCORE_OUTPUT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ensemble", "ensemble_model", "is_cv_folder", "nnls_weights", "out_of_fold"]
 
@@ -87,7 +90,7 @@ def nnls_weights(predictions: np.ndarray, target: np.ndarray) -> np.ndarray:
     return weights
 
 
-def out_of_fold(cv_dirs: Sequence[str | Path], table) -> "pd.DataFrame":
+def out_of_fold(cv_dirs: Sequence[str | Path], table: pd.DataFrame) -> pd.DataFrame:
     """Every member's predictions on each fold's validation rows, from that fold's run: one row per
     photo (``Id``, ``fold``, ``Pawpularity``, ``member0``, ``member1``, ...).
 

@@ -48,7 +48,9 @@ def test_the_average_is_a_run_that_exports(members, tmp_path):
     np.testing.assert_allclose(run.model.predict(ds, verbose=0).reshape(-1),
                                np.clip(0.75 * each[0] + 0.25 * each[1], 0, 100), atol=1e-3)
     export(run, tmp_path / "served")  # checks the SavedModel against the Keras model
-    from pawtf.explain import GradCAM  # the first member is built in flat: its backbone's feature map
+    from pawtf.explain import (
+        GradCAM,  # the first member is built in flat: its backbone's feature map
+    )
 
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     maps = GradCAM(run.model)(images, np.zeros((2, 12), "float32"))

