@@ -150,9 +150,19 @@ def test_cli_train_with_a_feature_head(tiny_demo, bank, tmp_path, capsys):
 
     assert main(["train", "--data", str(tiny_demo), "--out", str(tmp_path / "run"), "--head", "svr",
                  "--features", "lite0:pooled", "--image-size", str(SIZE), "--feature-bank", str(bank),
-                 "--svr-c", "2"]) == 0
+                 "--svr-c", "2", "--svr-gamma", "0.5", "--clip-target", "0:80"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["head"] == "svr" and np.isfinite(metrics["val_rmse"])
+    from pawtf.runs import load_run
+
+    model = load_run(tmp_path / "run").config.model
+    assert model.clip_target == (0.0, 80.0) and model.svr_gamma == 0.5
+    # 0.5 x "scale": 1 / (features x their variance, below 1 where a feature is constant on the fold)
+    assert 0.5 / (1280 + 12) <= metrics["gamma"] < 0.5 / (1280 + 12) / 0.5
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(tiny_demo), "--out", str(tmp_path / "bad"), "--head", "svr",
+              "--clip-target", "80:20"])
+    assert "--clip-target: needs 0 <= LOW < HIGH <= 100" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="--head svr predicts the score"):
         main(["train", "--data", str(tiny_demo), "--out", str(tmp_path / "bad"), "--head", "svr",
               "--task", "buckets"])
