@@ -17,11 +17,13 @@ Example:
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import sys
+import zlib
 from collections import deque
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -30,11 +32,12 @@ from tqdm.auto import tqdm
 from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, load_rgb
 from pawtf.data.photos import find_photos, photo_flags
 from pawtf.drawing import ellipsize, font, wrap
-from pawtf.runs import DEMO_MODEL_NOTE
+from pawtf.runs import DEMO_MODEL_NOTE, write_atomically
 from pawtf.scorers import KerasScorer, Score, Scorer, load_scorer
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SHEET", "DEFAULT_THUMB", "Score", "collect_photos", "contact_sheet",
-           "is_demo_model", "load_scorer", "predict", "rank", "summary", "write_scores"]
+           "in_shard", "is_demo_model", "load_scorer", "predict", "predict_csv", "rank", "summary",
+           "write_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,19 +99,32 @@ def predict(scorer: Scorer, inputs: Iterable[str | Path], metadata=None, *,
         ``error`` set and does not stop the others.
     """
     results = collect_photos(inputs)
-    photos = [r.path for r in results]
     if is_demo_model(scorer):
         logger.warning(DEMO_MODEL_NOTE)
+    for idx, scores in _scored_batches(scorer, results, metadata, batch_size, progress):
+        for i, score in zip(idx, scores):
+            results[i] = score
+    return results
+
+
+def _scored_batches(scorer: Scorer, results: list[Score], metadata, batch_size: int, progress: bool,
+                    done: int = 0) -> Iterator[tuple[list[int], list[Score]]]:
+    """Score `results` (unscored `Score`s; those with an error pass through) batch by batch, in order:
+    yields (indices into `results`, their scores), the photos of the next two batches decoding in
+    threads meanwhile. `done`: photos already scored elsewhere, for the progress bar's count."""
+    photos = [r.path for r in results]
     flags = _flags(results, scorer, metadata)
     todo = [i for i, r in enumerate(results) if r.ok]
+    failed = [i for i, r in enumerate(results) if not r.ok]
+    if failed:
+        yield failed, [results[i] for i in failed]
     batches = [todo[k:k + batch_size] for k in range(0, len(todo), batch_size)]
 
     def meta(idx):
         return None if flags is None else flags[idx]
 
-    with tqdm(total=len(photos), desc="scoring", unit="photo", disable=not progress, file=sys.stderr,
-              leave=False) as bar:
-        bar.update(len(photos) - len(todo))
+    with tqdm(total=len(photos) + done, initial=done + len(failed), desc="scoring", unit="photo",
+              disable=not progress, file=sys.stderr, leave=False, mininterval=1.0) as bar:
         if isinstance(scorer, KerasScorer):
             # Decode the next batches in threads while the model scores this one.
             pending = deque((idx, scorer.decode_async([photos[i] for i in idx])) for idx in batches[:2])
@@ -116,18 +132,111 @@ def predict(scorer: Scorer, inputs: Iterable[str | Path], metadata=None, *,
                 idx, futures = pending.popleft()
                 if b + 2 < len(batches):
                     pending.append((batches[b + 2], scorer.decode_async([photos[i] for i in batches[b + 2]])))
-                _store(results, idx, scorer.score_decoded([photos[i] for i in idx], futures, meta(idx)))
+                yield idx, scorer.score_decoded([photos[i] for i in idx], futures, meta(idx))
                 bar.update(len(idx))
         else:
             for idx in batches:
-                _store(results, idx, scorer.score_files([photos[i] for i in idx], meta(idx)))
+                yield idx, scorer.score_files([photos[i] for i in idx], meta(idx))
                 bar.update(len(idx))
-    return results
 
 
-def _store(results: list[Score], idx: list[int], scores: list[Score]) -> None:
-    for i, s in zip(idx, scores):
-        results[i] = s
+def in_shard(path: str, shard: tuple[int, int] | None) -> bool:
+    """Whether photo `path` belongs to shard ``(i, n)`` (1-based ``i`` of ``n``): decided by a CRC-32 of
+    its file name alone, so machines that mount the catalogue under other folders split it alike.
+
+    >>> [in_shard("a.jpg", (i, 3)) for i in (1, 2, 3)]
+    [False, False, True]
+    """
+    if shard is None:
+        return True
+    i, n = shard
+    return zlib.crc32(Path(path).name.encode("utf-8", "surrogateescape")) % n == i - 1
+
+
+def predict_csv(scorer: Scorer, inputs: Iterable[str | Path], out: str | Path, metadata=None, *,
+                shard: tuple[int, int] | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                progress: bool = True, overwrite: bool = False) -> dict:
+    """Score a catalogue into the CSV `out` (as `write_scores` writes it) as it goes: each batch's rows
+    are appended and flushed, so memory stays flat however many photos there are, and a killed run
+    started again with the same model, inputs and shard scores only the photos not yet in `out`.
+
+    ``out.json`` beside the CSV records the model and shard the rows came from; a CSV written by
+    another model or shard is refused rather than mixed (pass `overwrite`).
+
+    Args:
+        shard: ``(i, n)``: score only the photos of shard i of n (see `in_shard`), so that n machines
+            split a catalogue without talking to each other.
+
+    Returns:
+        ``photos`` (in this shard), ``scored`` and ``errors`` (this call), ``already`` (found in `out`),
+        ``out`` and ``summary`` (the line `summary` writes).
+
+    Raises:
+        FileExistsError: `out` holds rows from another model or shard, or from no known run.
+    """
+    out = Path(out)
+    state_path = out.with_name(out.name + ".json")
+    model = scorer.run.path if scorer.run is not None else getattr(scorer, "path", None)
+    state = {"model": str(Path(model).resolve()) if model is not None else scorer.description,
+             "shard": None if shard is None else f"{shard[0]}/{shard[1]}"}
+    done, header = set(), None
+    if out.exists() and not overwrite:
+        recorded = json.loads(state_path.read_text()) if state_path.exists() else None
+        if recorded is None or {k: recorded.get(k) for k in state} != state:
+            raise FileExistsError(f"{out} holds scores from {'another model or shard' if recorded else 'elsewhere'}"
+                                  f"{f' ({recorded})' if recorded else ''}: choose another --out or pass --overwrite")
+        header, done = _rows_written(out)
+    results = [r for r in collect_photos(inputs) if in_shard(r.path, shard)]
+    total = len(results)
+    results = [r for r in results if r.path not in done]
+    if done:
+        logger.info("resuming %s: %d of %d photos already scored, %d to go", out, total - len(results), total,
+                    len(results))
+    if is_demo_model(scorer):
+        logger.warning(DEMO_MODEL_NOTE)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(state_path, lambda tmp: tmp.write_text(json.dumps(state) + "\n"))
+    counts = {"photos": total, "scored": 0, "errors": 0, "already": total - len(results), "out": str(out)}
+    pending: list[Score] = []  # rows held until a scored photo names the model's columns
+    failed: list[Score] = []  # the first 20 photos not scored, for the summary
+    with open(out, "w" if header is None else "a", newline="", errors="surrogateescape") as fh:
+        writer = csv.writer(fh)
+        for _, scores in _scored_batches(scorer, results, metadata, batch_size, progress, done=len(done)):
+            counts["scored"] += sum(s.ok for s in scores)
+            counts["errors"] += sum(not s.ok for s in scores)
+            failed += [s for s in scores if not s.ok][:20 - len(failed)]
+            pending += scores
+            if header is None and any(s.ok for s in pending):
+                header = ["path", "score", *dict.fromkeys(k for s in pending for k in s.extra), "error"]
+                writer.writerow(header)
+            if header is not None:
+                writer.writerows(_row(s, header) for s in pending)
+                fh.flush()
+                pending = []
+        if pending:  # nothing could be scored: the rows still say why
+            header = header or ["path", "score", "error"]
+            if fh.tell() == 0:
+                writer.writerow(header)
+            writer.writerows(_row(s, header) for s in pending)
+    counts["summary"] = (summary(failed, counts["scored"] + counts["errors"], counts["errors"])
+                         + (f"; {counts['already']} were already in {out}" if counts["already"] else ""))
+    return counts
+
+
+def _row(score: Score, header: list[str]) -> list[str]:
+    return [score.path, _cell(score.score), *(_cell(score.extra.get(k)) for k in header[2:-1]), score.error or ""]
+
+
+def _rows_written(out: Path) -> tuple[list[str] | None, set[str]]:
+    """The header and the paths of `out`'s complete rows; a row cut off by a kill is removed first."""
+    data = out.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(out, "r+b") as fh:
+            fh.truncate(data.rfind(b"\n") + 1)
+    with open(out, newline="", errors="surrogateescape") as fh:
+        rows = csv.reader(fh)
+        header = next(rows, None)
+        return header, {row[0] for row in rows if row}
 
 
 def write_scores(scores: Sequence[Score], out) -> None:
@@ -140,10 +249,9 @@ def write_scores(scores: Sequence[Score], out) -> None:
     extra = list(dict.fromkeys(k for s in scores for k in s.extra))
     try:
         writer = csv.writer(fh)
-        writer.writerow(["path", "score", *extra, "error"])
-        for s in scores:
-            values = [_cell(s.extra.get(k)) for k in extra]
-            writer.writerow([s.path, _cell(s.score), *values, s.error or ""])
+        header = ["path", "score", *extra, "error"]
+        writer.writerow(header)
+        writer.writerows(_row(s, header) for s in scores)
     finally:
         if own:
             fh.close()
@@ -230,12 +338,15 @@ def contact_sheet(ranked: Sequence[Score], out: str | Path, *, thumb: int = DEFA
     return out
 
 
-def summary(scores: Sequence[Score]) -> str:
-    """One line: how many photos were scored, and the errors (for the command's stderr)."""
+def summary(scores: Sequence[Score], total: int | None = None, n_bad: int | None = None) -> str:
+    """One line: how many photos were scored, and the errors (for the command's stderr). `total` and
+    `n_bad` count photos beyond `scores` (a streamed catalogue keeps only its first errors)."""
     bad = [s for s in scores if not s.ok]
-    line = f"scored {len(scores) - len(bad)} of {len(scores)} photos"
-    if bad:
-        line += f"; {len(bad)} not scored:\n" + "\n".join(f"  {s.path}: {s.error}" for s in bad[:20])
-        if len(bad) > 20:
-            line += f"\n  ... and {len(bad) - 20} more (see the error column)"
+    total = len(scores) if total is None else total
+    n_bad = len(bad) if n_bad is None else n_bad
+    line = f"scored {total - n_bad} of {total} photos"
+    if n_bad:
+        line += f"; {n_bad} not scored:\n" + "\n".join(f"  {s.path}: {s.error}" for s in bad[:20])
+        if n_bad > 20:
+            line += f"\n  ... and {n_bad - 20} more (see the error column)"
     return line

@@ -98,6 +98,66 @@ def test_cli_predict_writes_csv_and_signals_errors(run_dir, photo_dir, tiny_demo
     assert "scored 8 of 10 photos; 2 not scored" in capsys.readouterr().err
 
 
+class Killed(RuntimeError):
+    pass
+
+
+def test_a_killed_catalogue_resumes_without_rescoring(scorer, tiny_demo, tmp_path, monkeypatch):
+    """predict_csv appends each batch; killed after 3 batches (and with a row cut in half), the same
+    call scores only the rest, and the CSV equals an uninterrupted one."""
+    from pawtf.predict import predict_csv
+
+    photos, meta = tiny_demo / "train", tiny_demo / "train.csv"
+    whole = predict_csv(scorer, [photos], tmp_path / "whole.csv", meta, batch_size=8, progress=False)
+    assert {k: whole[k] for k in ("photos", "scored", "errors", "already")} == {"photos": 60, "scored": 60,
+                                                                             "errors": 0, "already": 0}
+
+    calls = []
+    real = scorer.score_decoded
+
+    def dies_after_three(paths, futures, metadata):
+        if len(calls) == 3:
+            raise Killed
+        calls.append(len(paths))
+        return real(paths, futures, metadata)
+
+    monkeypatch.setattr(scorer, "score_decoded", dies_after_three)
+    out = tmp_path / "scores.csv"
+    with pytest.raises(Killed):
+        predict_csv(scorer, [photos], out, meta, batch_size=8, progress=False)
+    assert len(pd.read_csv(out)) == 24
+    with open(out, "a") as fh:
+        fh.write(str(photos / "half-written.jpg") + ",12.")  # a kill mid-row
+    calls.clear()
+    monkeypatch.setattr(scorer, "score_decoded", lambda *a: (calls.append(len(a[0])), real(*a))[1])
+    again = predict_csv(scorer, [photos], out, meta, batch_size=8, progress=False)
+    assert again["already"] == 24 and again["scored"] == 36 and sum(calls) == 36
+    pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(tmp_path / "whole.csv"))
+    assert predict_csv(scorer, [photos], out, meta, progress=False)["scored"] == 0  # all done: nothing to do
+
+
+def test_shards_split_a_catalogue_and_another_model_is_refused(scorer, run_dir, tiny_demo, tmp_path, capsys):
+    from pawtf.predict import predict_csv
+
+    photos, meta = tiny_demo / "train", tiny_demo / "train.csv"
+    parts = []
+    for i in (1, 2, 3):
+        assert main(["predict", "--model", str(run_dir), str(photos), "--metadata", str(meta), "--quiet",
+                     "--out", str(tmp_path / f"part{i}.csv"), "--shard", f"{i}/3"]) == 0
+        parts.append(pd.read_csv(tmp_path / f"part{i}.csv"))
+    assert "scored" in capsys.readouterr().err
+    joined = pd.concat(parts)
+    assert sorted(joined.path) == sorted(str(p) for p in photos.glob("*.jpg")) and min(map(len, parts)) > 5
+    with pytest.raises(FileExistsError, match="another model or shard"):
+        predict_csv(scorer, [photos], tmp_path / "part1.csv", meta, shard=(2, 3), progress=False)
+    (tmp_path / "other.csv").write_text("path,score,error\n")
+    with pytest.raises(FileExistsError, match="pass --overwrite"):
+        predict_csv(scorer, [photos], tmp_path / "other.csv", meta, progress=False)
+    assert predict_csv(scorer, [photos], tmp_path / "other.csv", meta, progress=False, overwrite=True)["scored"] == 60
+    with pytest.raises(SystemExit, match="--shard needs --out"):
+        main(["predict", "--model", str(run_dir), str(photos), "--shard", "1/2"])
+
+
 def test_write_scores_round_trip(tmp_path):
     write_scores([Score("a.jpg", 12.3456), Score("b.jpg", error="broken, badly")], tmp_path / "s.csv")
     rows = list(csv.reader(open(tmp_path / "s.csv")))

@@ -58,6 +58,17 @@ def score_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def shard_arg(text: str) -> tuple[int, int]:
+    """``"2/4"`` -> (2, 4): shard I of N, 1 <= I <= N."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, e.g. 1/4, got {text!r}") from None
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"needs 1 <= I <= N, got {text!r}")
+    return i, n
+
+
 def weights_arg(text: str) -> str | None:
     if text.lower() == "none":
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pawtf.cli.options import SAVED_MODELS, SUMMARIES, add_model_options, positive_int, scorer_for
+from pawtf.cli.options import SAVED_MODELS, SUMMARIES, add_model_options, positive_int, scorer_for, shard_arg
 
 __all__ = ["add_crop", "add_export", "add_predict", "add_rank"]
 
@@ -23,8 +23,20 @@ def cmd_export(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from pawtf.predict import predict, summary, write_scores
+    from pawtf.predict import predict, predict_csv, summary, write_scores
 
+    if args.out:  # a catalogue: streamed into the CSV, resumed after a kill
+        try:
+            counts = predict_csv(scorer_for(args.model), args.photos, args.out, args.metadata, shard=args.shard,
+                                 batch_size=args.batch_size, progress=not args.quiet, overwrite=args.overwrite)
+        except FileExistsError as err:
+            raise SystemExit(f"pawtf: error: {err}")
+        print(f"{counts['summary']}; scores: {args.out}", file=sys.stderr)
+        if counts["errors"]:
+            raise SystemExit(1)
+        return
+    if args.shard:
+        raise SystemExit("pawtf: error: --shard needs --out CSV (each machine writes its own)")
     scores = predict(scorer_for(args.model), args.photos, args.metadata, batch_size=args.batch_size,
                      progress=not args.quiet)
     write_scores(scores, args.out or sys.stdout)
@@ -96,7 +108,13 @@ def add_predict(sub) -> None:
     p = sub.add_parser("predict", help=SUMMARIES["predict"],
                        description=SUMMARIES["predict"])
     add_model_options(p)
-    p.add_argument("--out", metavar="CSV", help="write the scores here (default: standard output)")
+    p.add_argument("--out", metavar="CSV", help="write the scores here as they come, batch by batch; run "
+                   "the same command again after a kill and only the photos not yet in CSV are scored "
+                   "(default: standard output, at the end)")
+    p.add_argument("--shard", type=shard_arg, metavar="I/N", help="score only shard I of N (1-based; by a "
+                   "hash of each file name), so N machines split a catalogue; needs --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out CSV written by another "
+                   "model or shard")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
