@@ -111,6 +111,7 @@ class TrainConfig:
     early_stopping_patience: int = 4
     seed: int = 0
     jit_compile: bool = False  # XLA is ~10x slower on small CPUs; turn it on for GPUs
+    strategy: str = "auto"  # pawtf.distribute: auto (mirrored over >1 GPU), default, mirrored
     oof_folds: int = 5  # attribute-fed: inner folds giving training rows out-of-fold predicted flags
 
 

@@ -34,6 +34,7 @@ from pawtf.data.folder import describe, format_report, load_folder
 from pawtf.data.pipeline import make_dataset
 from pawtf.data.schema import ID_COLUMN
 from pawtf.data.split import check_no_leak, make_folds, oversample
+from pawtf.distribute import check_strategy, strategy_for
 from pawtf.models.popularity import build_model, image_size, training_model
 from pawtf.runs import RunExistsError, RunFolder, fold_run, write_cv_summary
 
@@ -293,10 +294,15 @@ def _fit(cfg: RunConfig, run: RunFolder, data: FoldData, task, stats, *, verbose
     moment: the best model and the history row of an epoch are written before its backup, so a kill
     in between redoes that epoch (and `HistoryLog` drops its row first) instead of losing it."""
     batch, size = cfg.train.batch_size, image_size(cfg.model)
-    model = build_model(cfg.model, initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
-    if prepare is not None:
-        prepare(model)
-    fit = compile_model(training_model(model), cfg, stats)
+    strategy = strategy_for(cfg.train.strategy)  # the batch stays global: Keras splits it over replicas
+    with strategy.scope():
+        model = build_model(cfg.model, initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
+        if prepare is not None:
+            prepare(model)
+        fit = compile_model(training_model(model), cfg, stats)
+    if strategy.num_replicas_in_sync > 1:
+        logger.info("training on %d replicas (%s), %d photos a batch each", strategy.num_replicas_in_sync,
+                    type(strategy).__name__, batch // strategy.num_replicas_in_sync)
     opts = {"cache": cfg.data.cache, "with_metadata": task.takes_metadata(cfg.model)}
     train_ds = make_dataset(data.plan, size, batch, training=True, seed=cfg.train.seed,
                             targets=task.targets(data.plan, stats), **opts)
@@ -347,6 +353,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     task = tasks.get(cfg.model.task)
     task.check_config(cfg)
     feature_heads.check_config(cfg)
+    check_strategy(cfg.train.strategy)
     cfg = feature_heads.resolve(cfg)  # the folder records the feature head's image size and features
     run = RunFolder(out_dir)
     run.check(cfg, overwrite=overwrite)
@@ -375,6 +382,7 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
     task = tasks.get(cfg.model.task)
     task.check_config(cfg)
     feature_heads.check_config(cfg)
+    check_strategy(cfg.train.strategy)
     cfg = feature_heads.resolve(cfg)
     table = load_table(cfg, progress=verbose != 0, feature_bank=feature_bank)
     results = []

@@ -88,6 +88,10 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                    help="keep near-duplicate photos (pawtf dedupe; cosine similarity >= SIMILARITY, 0.9 when "
                         "not given) in one fold, so no copy validates its original")
     p.add_argument("--seed", type=int, default=TRAIN.seed, help="(default: %(default)s)")
+    p.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default=TRAIN.strategy,
+                   help="auto: tf.distribute.MirroredStrategy when more than one GPU is visible; default: one "
+                        "device; mirrored: every GPU (or logical CPU device); multi-worker: refused, with what "
+                        "to use instead. --batch-size stays the global batch (default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true",
                    help="drop bad rows/images with a printed report instead of failing")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
@@ -113,7 +117,7 @@ def run_config(args) -> RunConfig:
     m.svr_gamma, m.ridge_alpha, m.clip_target = args.svr_gamma, args.ridge_alpha, args.clip_target
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
-    t.oof_folds = args.oof_folds
+    t.oof_folds, t.strategy = args.oof_folds, args.strategy
     if args.folds < 2:
         raise SystemExit("pawtf: error: --folds must be at least 2")
     if not 0 <= cfg.data.fold < args.folds:
@@ -121,8 +125,11 @@ def run_config(args) -> RunConfig:
     try:
         from pawtf import feature_heads
 
+        from pawtf.distribute import check_strategy
+
         tasks.get(cfg.model.task).check_config(cfg)
         feature_heads.check_config(cfg)
+        check_strategy(cfg.train.strategy)
     except ValueError as err:
         raise SystemExit(f"pawtf: error: {err}")
     return cfg
