@@ -32,11 +32,13 @@ __all__ = ["MULTI_WORKER_REFUSAL", "STRATEGIES", "check_strategy", "strategy_for
 STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 
 MULTI_WORKER_REFUSAL = (
-    "--strategy multi-worker is refused: tf.distribute.MultiWorkerMirroredStrategy is reported broken with "
-    "Keras 3 (keras-team/keras#20585, tensorflow/tensorflow#72388). On one machine with several GPUs use "
+    "--strategy multi-worker is refused: tf.distribute.MultiWorkerMirroredStrategy is broken with Keras 3 "
+    "(keras-team/keras#20585, tensorflow/tensorflow#72388; tried with two localhost workers, TF_CONFIG, CPU: "
+    "model.fit fails with \"ValueError: Attempt to convert a value (PerReplica:{...}) with an unsupported "
+    "type (<class 'tensorflow.python.distribute.values.PerReplica'>) to a Tensor\"). On one machine with several GPUs use "
     "--strategy mirrored; across machines run the search with one KerasTuner worker per machine "
-    "(python -m tuning.search --help: chief/worker mode) or train folds on separate machines "
-    "(pawtf cv --fold runs one fold each)")
+    "(python -m tuning.search --help: chief/worker mode) or train one fold per machine "
+    "(pawtf train --fold K). benchmarks/multi_worker.py checks again whether it works")
 
 
 def check_strategy(name: str) -> None:

@@ -253,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
       "<out>/embeddings)")
     a("--dedupe", type=float, nargs="?", const=0.9, default=_D.dedupe, metavar="SIMILARITY",
       help="keep near-duplicate photos (cosine similarity >= SIMILARITY, 0.9 when not given) in one fold")
+    a("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default=_D.strategy,
+      help="each trial on one device (default) or mirrored over every GPU (mirrored; auto: when more "
+      "than one is visible). For many small trials on several GPUs, one worker per GPU (chief/worker "
+      "mode, CUDA_VISIBLE_DEVICES) keeps them all busy instead. multi-worker is refused "
+      "(default: %(default)s)")
     a("--heads", type=_strs, default=_D.heads, help="head choices: nn (Keras, trained by epochs), svr, "
       "ridge (scikit-learn on the trial backbone's pooled features and the flags, fitted at once; "
       "score task only) (default: %(default)s)")
@@ -290,7 +295,7 @@ def config_from_args(args) -> SearchConfig:
         max_trials=args.max_trials, max_epochs=args.max_epochs, budget_minutes=args.budget_minutes,
         folds=args.folds, seed=args.seed, weights=args.weights, image_size=args.image_size,
         cache_embeddings=not args.no_embedding_cache, feature_bank_dir=args.feature_bank, dedupe=args.dedupe,
-        progress=not args.quiet,
+        strategy=args.strategy, progress=not args.quiet,
         backbones=args.backbones, heads=args.heads, svr_c=args.svr_c, svr_epsilon=args.svr_epsilon,
         svr_gamma=args.svr_gamma, unfreeze=args.unfreeze,
         embedding_units=args.embedding_units, metadata_units=args.metadata_units,

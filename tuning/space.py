@@ -60,6 +60,7 @@ class SearchConfig:
     feature_bank_dir: str | None = None  # their feature bank (pawtf.features); default: <out>/embeddings
     progress: bool = True  # progress bars (feature extraction)
     dedupe: float | None = None  # near-duplicates (cosine >= this) share a fold; None: no check
+    strategy: str = "auto"  # pawtf.distribute: each trial mirrored over the GPUs (auto: when > 1)
     # The space. Defaults follow the study; each is overridable from the command line.
     backbones: tuple[str, ...] = ("efficientnet_lite0",)
     # Heads: nn (Keras, trained by epochs) and/or svr, ridge (scikit-learn on the trial backbone's cached
@@ -102,6 +103,9 @@ class SearchConfig:
             registry.get(name)
         if not self.heads:
             raise ValueError("--heads needs at least one of nn, svr, ridge")
+        from pawtf.distribute import check_strategy
+
+        check_strategy(self.strategy)
         if self.dedupe is not None and not 0 < self.dedupe <= 1:
             raise ValueError(f"--dedupe must be in (0, 1], got {self.dedupe}")
         for head in self.heads:
@@ -145,6 +149,7 @@ class SearchConfig:
         cfg.train.seed = self.seed
         cfg.model.weights, cfg.model.image_size = self.weights, self.image_size
         cfg.data.dedupe = self.dedupe
+        cfg.train.strategy = self.strategy
         if self.folds > 1:
             cfg.data.folds = self.folds
         return cfg

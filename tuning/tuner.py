@@ -121,6 +121,11 @@ def make_tuner(search: SearchConfig, hypermodel, deadline: float, on_trial_done=
                   project_name="tuner", overwrite=False, seed=tuner_seed(search.seed),
                   deadline=deadline, on_trial_done=on_trial_done, progress=progress,
                   max_retries_per_trial=1)
+    from pawtf.distribute import strategy_for
+
+    strategy = strategy_for(search.strategy)
+    if strategy.num_replicas_in_sync > 1:  # KerasTuner builds and fits each trial in its scope
+        common["distribution_strategy"] = strategy
     said = io.StringIO()  # KerasTuner prints "Reloading Tuner from ..."; run_search says it in words
     with contextlib.redirect_stdout(said):
         if search.tuner == "hyperband":

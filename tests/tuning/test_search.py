@@ -397,3 +397,5 @@ def test_feature_heads_search_only_the_score():
         SearchConfig(task="buckets", heads=("nn", "svr")).validate()
     with pytest.raises(ValueError, match="unknown head 'knn'"):
         SearchConfig(heads=("knn",)).validate()
+    with pytest.raises(ValueError, match="--strategy multi-worker is refused"):
+        SearchConfig(strategy="multi-worker").validate()
