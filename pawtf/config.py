@@ -110,8 +110,9 @@ class TrainConfig:
     plateau_patience: int = 2
     early_stopping_patience: int = 4
     seed: int = 0
-    jit_compile: bool = False  # XLA is ~10x slower on small CPUs; turn it on for GPUs
+    jit_compile: bool | None = None  # XLA; None: on a GPU only (~10x slower on small CPUs)
     strategy: str = "auto"  # pawtf.distribute: auto (mirrored over >1 GPU), default, mirrored
+    precision: str = "auto"  # float32 | mixed_float16 | mixed_bfloat16; auto: mixed on a GPU, float32 on a CPU
     oof_folds: int = 5  # attribute-fed: inner folds giving training rows out-of-fold predicted flags
 
 

@@ -34,7 +34,7 @@ from pawtf.data.folder import describe, format_report, load_folder
 from pawtf.data.pipeline import make_dataset
 from pawtf.data.schema import ID_COLUMN
 from pawtf.data.split import check_no_leak, make_folds, oversample
-from pawtf.distribute import check_strategy, strategy_for
+from pawtf.distribute import check_strategy, precision_policy, resolve_xla, strategy_for
 from pawtf.models.popularity import build_model, image_size, training_model
 from pawtf.runs import RunExistsError, RunFolder, fold_run, write_cv_summary
 
@@ -141,7 +141,7 @@ def compile_model(model: keras.Model, cfg: RunConfig, stats: tasks.TaskStats) ->
     """
     model.compile(
         optimizer=keras.optimizers.AdamW(cfg.train.learning_rate, weight_decay=cfg.train.weight_decay),
-        jit_compile=cfg.train.jit_compile,
+        jit_compile=resolve_xla(cfg.train.jit_compile),
         **tasks.get(cfg.model.task).compile_args(cfg.model, stats),
     )
     return model
@@ -295,7 +295,7 @@ def _fit(cfg: RunConfig, run: RunFolder, data: FoldData, task, stats, *, verbose
     in between redoes that epoch (and `HistoryLog` drops its row first) instead of losing it."""
     batch, size = cfg.train.batch_size, image_size(cfg.model)
     strategy = strategy_for(cfg.train.strategy)  # the batch stays global: Keras splits it over replicas
-    with strategy.scope():
+    with strategy.scope(), precision_policy(cfg.train.precision):
         model = build_model(cfg.model, initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
         if prepare is not None:
             prepare(model)
@@ -353,7 +353,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     task = tasks.get(cfg.model.task)
     task.check_config(cfg)
     feature_heads.check_config(cfg)
-    check_strategy(cfg.train.strategy)
+    check_strategy(cfg.train.strategy, cfg.train.precision)
     cfg = feature_heads.resolve(cfg)  # the folder records the feature head's image size and features
     run = RunFolder(out_dir)
     run.check(cfg, overwrite=overwrite)
@@ -382,7 +382,7 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
     task = tasks.get(cfg.model.task)
     task.check_config(cfg)
     feature_heads.check_config(cfg)
-    check_strategy(cfg.train.strategy)
+    check_strategy(cfg.train.strategy, cfg.train.precision)
     cfg = feature_heads.resolve(cfg)
     table = load_table(cfg, progress=verbose != 0, feature_bank=feature_bank)
     results = []

@@ -80,3 +80,30 @@ def test_multi_worker_is_refused_with_what_to_use():
     assert "--strategy mirrored" in MULTI_WORKER_REFUSAL
     with pytest.raises(ValueError, match="unknown --strategy 'tpu'"):
         check_strategy("tpu")
+
+
+def test_mixed_precision_keeps_outputs_float32_and_does_not_leak(tiny_demo, tmp_path):
+    """--precision mixed_bfloat16 (what auto picks on an A100/H100; slow but correct on a CPU): the
+    backbone computes in bfloat16, the outputs in float32, the run predicts finite scores, and the next
+    model of the process is float32 again."""
+    import keras
+    import numpy as np
+
+    from pawtf.config import RunConfig
+    from pawtf.distribute import resolve_precision, resolve_xla
+    from pawtf.runs import load_run
+    from pawtf.train import train
+
+    cfg = RunConfig()
+    cfg.data.data_dir, cfg.data.oversample = str(tiny_demo), []
+    cfg.model.image_size, cfg.train.epochs, cfg.train.precision = 48, 1, "mixed_bfloat16"
+    metrics = train(cfg, tmp_path / "run", verbose=0)
+    assert np.isfinite(metrics["val_rmse"])
+    assert keras.config.dtype_policy().name == "float32"
+    model = load_run(tmp_path / "run").model
+    assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
+    assert model.get_layer("pawpularity").compute_dtype == "float32"
+    assert model.outputs[0].dtype == "float32"
+    assert resolve_precision("auto") == "float32" and resolve_xla(None) is False  # this CPU
+    with pytest.raises(ValueError, match="unknown --precision 'half'"):
+        check_strategy("auto", "half")

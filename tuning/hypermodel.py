@@ -33,8 +33,14 @@ from pawtf.config import RunConfig
 from pawtf.data.pipeline import make_dataset, metadata_array
 from pawtf.data.schema import FLAGS
 from pawtf.data.split import VIEW_COLUMN
-from pawtf.models.popularity import (build_head_model, build_model, image_size, training_model,
-                                     transfer_weights)
+from pawtf.distribute import precision_policy
+from pawtf.models.popularity import (
+    build_head_model,
+    build_model,
+    image_size,
+    training_model,
+    transfer_weights,
+)
 from pawtf.train import FoldData, compile_model, fold_data, schedule_callbacks
 from tuning.embeddings import EmbeddingCache, cache_key
 from tuning.space import SearchConfig
@@ -204,11 +210,12 @@ class PawHyperModel(kt.HyperModel):
             return feature_heads.head_model(fitted, dim, self.data.with_metadata(cfg))
         stats = self.data.stats(k, cfg)
         priors = dict(initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
-        if self.is_cached(cfg):
-            dim = self.data.embeddings(cfg, self.data.table.iloc[:1]).shape[1]
-            model = build_head_model(cfg.model, dim, **priors)
-        else:
-            model = training_model(build_model(cfg.model, **priors))
+        with precision_policy(cfg.train.precision):  # mixed on a GPU (auto), float32 on a CPU
+            if self.is_cached(cfg):
+                dim = self.data.embeddings(cfg, self.data.table.iloc[:1]).shape[1]
+                model = build_head_model(cfg.model, dim, **priors)
+            else:
+                model = training_model(build_model(cfg.model, **priors))
         return compile_model(model, cfg, stats)
 
     def fit(self, hp, model, *args, callbacks=None, epochs=None, initial_epoch=0, **kwargs):

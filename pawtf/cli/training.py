@@ -92,6 +92,12 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                    help="auto: tf.distribute.MirroredStrategy when more than one GPU is visible; default: one "
                         "device; mirrored: every GPU (or logical CPU device); multi-worker: refused, with what "
                         "to use instead. --batch-size stays the global batch (default: %(default)s)")
+    p.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                   default=TRAIN.precision, help="auto: mixed_bfloat16 on a GPU of compute capability >= 8, "
+                   "mixed_float16 on older GPUs, float32 on a CPU (mixed is slower there); the outputs stay "
+                   "float32 (default: %(default)s)")
+    p.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
+                   help="compile with XLA: auto = on a GPU only (default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true",
                    help="drop bad rows/images with a printed report instead of failing")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
@@ -117,19 +123,19 @@ def run_config(args) -> RunConfig:
     m.svr_gamma, m.ridge_alpha, m.clip_target = args.svr_gamma, args.ridge_alpha, args.clip_target
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
-    t.oof_folds, t.strategy = args.oof_folds, args.strategy
+    t.oof_folds, t.strategy, t.precision = args.oof_folds, args.strategy, args.precision
+    t.jit_compile = {"auto": None, "on": True, "off": False}[args.xla]
     if args.folds < 2:
         raise SystemExit("pawtf: error: --folds must be at least 2")
     if not 0 <= cfg.data.fold < args.folds:
         raise SystemExit(f"pawtf: error: --fold must be in 0..{args.folds - 1}")
     try:
         from pawtf import feature_heads
-
         from pawtf.distribute import check_strategy
 
         tasks.get(cfg.model.task).check_config(cfg)
         feature_heads.check_config(cfg)
-        check_strategy(cfg.train.strategy)
+        check_strategy(cfg.train.strategy, cfg.train.precision)
     except ValueError as err:
         raise SystemExit(f"pawtf: error: {err}")
     return cfg

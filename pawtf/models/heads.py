@@ -36,6 +36,10 @@ FLAGS_EMBEDDING = "flags_embedding"  # attribute-fed's flags head: stage 1's ima
 FLAGS_LOGITS = "flags_logits"
 
 
+#: The outputs' last layers compute in float32 whatever the precision policy (mixed_float16 or
+#: mixed_bfloat16 on an accelerator): losses, sigmoids and softmaxes stay exact.
+OUTPUT_DTYPE = "float32"
+
 def metadata_input() -> keras.KerasTensor:
     """The ``metadata`` input: the 12 flags, float32."""
     return keras.Input((len(FLAGS),), name=METADATA_INPUT)
@@ -57,8 +61,8 @@ def flags_output(x, cfg: ModelConfig, prior: Sequence[float] | None, name: str):
     x = keras.layers.Dropout(cfg.dropout, name="flags_dropout")(x)
     p = np.clip(np.asarray(prior if prior is not None else [0.5] * len(FLAGS), float), 1e-3, 1 - 1e-3)
     logits = keras.layers.Dense(len(FLAGS), bias_initializer=keras.initializers.Constant(np.log(p / (1 - p))),
-                                name=FLAGS_LOGITS)(x)
-    return keras.layers.Activation("sigmoid", name=name)(logits)
+                                name=FLAGS_LOGITS, dtype=OUTPUT_DTYPE)(x)
+    return keras.layers.Activation("sigmoid", name=name, dtype=OUTPUT_DTYPE)(logits)
 
 
 def fused_head(x, flags, cfg: ModelConfig):
@@ -89,19 +93,19 @@ def score_output(h, loss: str, initial_score: float, name: str):
     p = min(max(initial_score / 100.0, 1e-3), 1 - 1e-3)
     if loss == "mse":
         logit = keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(p),
-                                   kernel_initializer="zeros", name="score_dense")(h)
-        scaled = keras.layers.Rescaling(100.0, name="score_scale")(logit)
-        return keras.layers.ReLU(name=name)(scaled)
+                                   kernel_initializer="zeros", name="score_dense", dtype=OUTPUT_DTYPE)(h)
+        scaled = keras.layers.Rescaling(100.0, name="score_scale", dtype=OUTPUT_DTYPE)(logit)
+        return keras.layers.ReLU(name=name, dtype=OUTPUT_DTYPE)(scaled)
     if loss == "bce":
         bias = math.log(p / (1 - p))
         logit = keras.layers.Dense(1, bias_initializer=keras.initializers.Constant(bias),
-                                   kernel_initializer="zeros", name="score_dense")(h)
-        prob = keras.layers.Activation("sigmoid", name="score_sigmoid")(logit)
-        return keras.layers.Rescaling(100.0, name=name)(prob)
+                                   kernel_initializer="zeros", name="score_dense", dtype=OUTPUT_DTYPE)(h)
+        prob = keras.layers.Activation("sigmoid", name="score_sigmoid", dtype=OUTPUT_DTYPE)(logit)
+        return keras.layers.Rescaling(100.0, name=name, dtype=OUTPUT_DTYPE)(prob)
     raise ValueError(f"unknown loss {loss!r}; expected 'mse' or 'bce'")
 
 
 def buckets_output(h, classes: int, name: str):
     """Dense(`classes`) -> softmax called `name`."""
-    logits = keras.layers.Dense(classes, name="bucket_logits")(h)
-    return keras.layers.Softmax(name=name)(logits)
+    logits = keras.layers.Dense(classes, name="bucket_logits", dtype=OUTPUT_DTYPE)(h)
+    return keras.layers.Softmax(name=name, dtype=OUTPUT_DTYPE)(logits)

@@ -111,6 +111,6 @@ def training_model(model: keras.Model) -> keras.Model:
     model. The weights are shared; save and serve `model`, never this wrapper."""
     inputs = {t.name: keras.Input(t.shape[1:], name=t.name) for t in model.inputs}
     view = keras.Input((), dtype="int32", name="view")
-    image = ViewAugment(name="view_augment")([inputs["image"], view])
+    image = ViewAugment(name="view_augment", dtype="float32")([inputs["image"], view])
     output = model({**inputs, "image": image})
     return keras.Model({**inputs, "view": view}, output, name="training")
