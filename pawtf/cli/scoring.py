@@ -25,6 +25,18 @@ def cmd_export(args) -> None:
 def cmd_predict(args) -> None:
     from pawtf.predict import predict, predict_csv, summary, write_scores
 
+    if args.beam:
+        if not args.out:
+            raise SystemExit("pawtf: error: --beam needs --out PREFIX (Beam writes PREFIX-00000-of-0000N.csv)")
+        from pawtf.beam import predict_beam
+
+        try:
+            files = predict_beam(args.model, args.photos, args.out, args.metadata, shard=args.shard,
+                                 batch_size=args.batch_size, beam_options=args.beam_options)
+        except (ImportError, ValueError, FileNotFoundError) as err:
+            raise SystemExit(f"pawtf: error: {err}")
+        print(f"scores: {', '.join(files)}", file=sys.stderr)
+        return
     if args.out:  # a catalogue: streamed into the CSV, resumed after a kill
         try:
             counts = predict_csv(scorer_for(args.model), args.photos, args.out, args.metadata, shard=args.shard,
@@ -115,6 +127,11 @@ def add_predict(sub) -> None:
                    "hash of each file name), so N machines split a catalogue; needs --out")
     p.add_argument("--overwrite", action="store_true", help="replace an --out CSV written by another "
                    "model or shard")
+    p.add_argument("--beam", action="store_true", help="score in an Apache Beam pipeline (RunInference on an "
+                   "exported SavedModel; pip install -e \".[beam]\"): the DirectRunner here, Dataflow, Flink or "
+                   "Spark with --beam-options; --out is then a prefix for the CSV shards")
+    p.add_argument("--beam-options", default="", metavar="OPTIONS", help="Beam pipeline options, e.g. "
+                   "\"--runner=DataflowRunner --project=P --region=R --temp_location=gs://...\" (default: DirectRunner)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict)
