@@ -93,8 +93,9 @@ class ModelConfig:
     features: str = ""  # svr/ridge: BACKBONE:LEVEL,... ("": <backbone>:pooled)
     svr_c: float = 10.0  # on standardised scores; demo folds 0 and 1: 3-30 alike, 1 worse by 0.3-0.4 RMSE
     svr_epsilon: float = 0.1  # in score standard deviations
-    svr_gamma: float | None = None  # RBF width as a multiple of scikit-learn's "scale" (1 / number of
-    # standardised features); None: 1
+    svr_gamma_scale: float = 1.0  # RBF gamma as a multiple of scikit-learn's "scale" (1 / number of
+    # standardised features x their variance)
+    svr_gamma: float | None = None  # an absolute gamma (runs made before svr_gamma_scale); None: the above
     clip_target: tuple[float, float] | None = None  # svr/ridge: training scores clipped into [low, high]
     ridge_alpha: float | None = None  # None: chosen by leave-one-out on the training fold (RidgeCV)
 

@@ -43,13 +43,20 @@ def ensemble_model(runs, weights: Sequence[float]):
     import keras
 
     size = max(run.image_size for run in runs)
-    flat = next(i for i, run in enumerate(runs) if run.image_size == size)
-    inner = runs[flat].model
-    inner.get_layer(SCORE_OUTPUT).name = f"member{flat}_{SCORE_OUTPUT}"  # the ensemble's output takes the name
-    image = inner.get_layer("image").output
+    # Built in flat: the first member at that size that is not an ensemble itself (its layer names would
+    # clash with this one's), from a fresh copy of its model (its output layer is renamed).
+    flat = next((i for i, run in enumerate(runs) if run.image_size == size and run.config.model.head != "ensemble"),
+                None)
+    if flat is not None:
+        inner = runs[flat].folder.load_model()
+        inner.get_layer(SCORE_OUTPUT).name = f"member{flat}_{SCORE_OUTPUT}"  # the ensemble's output takes it
+        image = inner.get_layer("image").output
+    else:
+        image = keras.Input((size, size, 3), name="image")
     metadata = None
     if any(run.uses_metadata for run in runs):
-        metadata = inner.get_layer("metadata").output if runs[flat].uses_metadata else keras.Input((12,), name="metadata")
+        metadata = (inner.get_layer("metadata").output if flat is not None and runs[flat].uses_metadata
+                    else keras.Input((12,), name="metadata"))
     scores = []
     for i, run in enumerate(runs):
         if i == flat:
@@ -103,6 +110,11 @@ def out_of_fold(cv_dirs: Sequence[str | Path], table: pd.DataFrame) -> pd.DataFr
     from pawtf.train import predict_rows
 
     first = fold_run(cv_dirs[0], 0).config()
+    for cv in cv_dirs:
+        for k in range(first.data.folds):
+            if not fold_run(cv, k).finished:
+                raise ValueError(f"{fold_run(cv, k).path} is not finished: run the same `pawtf cv` command "
+                                 "again to finish it (out-of-fold predictions need every fold)")
     parts = []
     for k in range(first.data.folds):
         runs = [load_run(fold_run(cv, k).path) for cv in cv_dirs]
@@ -160,6 +172,9 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
     if weights == "nnls" and len(cv_dirs) != len(run_paths):
         raise ValueError("--weights nnls fits the weights on out-of-fold predictions: give `pawtf cv` "
                          "folders (the same --data, --folds and --seed), not single runs")
+    if fold is not None and not cv_dirs:
+        raise ValueError("--fold picks the fold of `pawtf cv` members; these are single runs (each validated "
+                         "on its own fold already)")
     fold = 0 if fold is None else fold
     if cv_dirs and not 0 <= fold < fold_run(cv_dirs[0], 0).config().data.folds:
         raise ValueError(f"--fold must be in 0..{fold_run(cv_dirs[0], 0).config().data.folds - 1}, got {fold}")
@@ -195,10 +210,9 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
         raise ValueError(f"{len(missing)} rows the members trained or validated on are no longer in "
                          f"{cfg.data.data_dir} (e.g. {sorted(missing)[0]}): ensemble runs on the data they learnt from")
     oof = {}
-    if cv_dirs and len(cv_dirs) == len(run_paths):
-        oof = _oof_figures(out_of_fold(cv_dirs, table), None if fixed else fold, weights if fixed else None)
-        if not fixed:
-            weights = np.asarray(oof["weights"])
+    if not fixed:  # nnls: every member is a cv folder (checked above)
+        oof = _oof_figures(out_of_fold(cv_dirs, table), fold)
+        weights = np.asarray(oof["weights"])
     table = table.set_index("Id", drop=False).loc[member_split["Id"]].reset_index(drop=True)
     roles = member_split["role"].to_numpy()
     data = FoldData(table, member_split["fold"].to_numpy(), cfg.data.fold, table[roles == "train"],
@@ -219,10 +233,10 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
     return metrics
 
 
-def _oof_figures(oof, fold: int | None, fixed_weights) -> dict:
-    """Out-of-fold RMSEs of each member, of the equal average, of the fixed weights and of NNLS weights
-    cross-fitted (each fold's rows weighted by NNLS fitted on the other folds); with `fold`, the NNLS
-    weights fitted on every fold but `fold` (``weights``)."""
+def _oof_figures(oof, fold: int) -> dict:
+    """Out-of-fold RMSEs of each member, of the equal average and of NNLS weights cross-fitted (each
+    fold's rows weighted by NNLS fitted on the other folds), and the NNLS weights fitted on every fold
+    but `fold` (``weights``)."""
     members = [c for c in oof.columns if c.startswith("member")]
     p, y, folds = oof[members].to_numpy(), oof["Pawpularity"].to_numpy(), oof["fold"].to_numpy()
     crossfit = np.zeros(len(y))
@@ -230,10 +244,5 @@ def _oof_figures(oof, fold: int | None, fixed_weights) -> dict:
         crossfit[folds == k] = p[folds == k] @ nnls_weights(p[folds != k], y[folds != k])
     report = {"oof_rmse_members": [_rmse(p[:, i], y) for i in range(p.shape[1])],
               "oof_rmse_equal": _rmse(p.mean(axis=1), y), "oof_rmse_nnls_crossfit": _rmse(crossfit, y),
-              "oof_rows": int(len(y))}
-    if fixed_weights is not None:
-        report["oof_rmse_weights"] = _rmse(p @ fixed_weights, y)
-        return {"report": report}
-    weights = nnls_weights(p[folds != fold], y[folds != fold])
-    report["nnls_fitted_on_folds"] = [int(k) for k in np.unique(folds) if k != fold]
-    return {"report": report, "weights": weights.tolist()}
+              "oof_rows": int(len(y)), "nnls_fitted_on_folds": [int(k) for k in np.unique(folds) if k != fold]}
+    return {"report": report, "weights": nnls_weights(p[folds != fold], y[folds != fold]).tolist()}

@@ -68,7 +68,7 @@ def check_config(cfg: RunConfig) -> None:
     if m.unfreeze:
         raise ValueError(f"--head {m.head} stands on frozen features; --unfreeze {m.unfreeze} is for "
                          "--head nn")
-    if m.svr_c <= 0 or m.svr_epsilon < 0 or (m.svr_gamma is not None and m.svr_gamma <= 0):
+    if m.svr_c <= 0 or m.svr_epsilon < 0 or m.svr_gamma_scale <= 0 or (m.svr_gamma is not None and m.svr_gamma <= 0):
         raise ValueError("--svr-c and --svr-gamma must be > 0 and --svr-epsilon >= 0")
     if m.clip_target is not None and not 0 <= m.clip_target[0] < m.clip_target[1] <= 100:
         raise ValueError(f"--clip-target needs 0 <= LOW < HIGH <= 100, got {m.clip_target[0]}:{m.clip_target[1]}")
@@ -112,7 +112,8 @@ class FittedHead:
 def fit_head(model_cfg, x: np.ndarray, scores: np.ndarray) -> FittedHead:
     """Fit `model_cfg`'s feature head (``head`` svr or ridge, its settings) to feature rows `x` and
     their `scores`: standardised features, standardised scores (clipped first with ``clip_target``).
-    The SVR's gamma is ``svr_gamma`` (default 1) times scikit-learn's "scale" gamma."""
+    The SVR's gamma is ``svr_gamma_scale`` (default 1) times scikit-learn's "scale" gamma, or
+    ``svr_gamma`` itself where a run from before set it."""
     from sklearn.linear_model import Ridge, RidgeCV
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVR
@@ -125,7 +126,7 @@ def fit_head(model_cfg, x: np.ndarray, scores: np.ndarray) -> FittedHead:
     scaler = StandardScaler().fit(x)
     z = scaler.transform(x)
     if m.head == "svr":
-        gamma = (m.svr_gamma or 1.0) / (z.shape[1] * (z.var() or 1.0))  # scikit-learn's "scale" x svr_gamma
+        gamma = m.svr_gamma or m.svr_gamma_scale / (z.shape[1] * (z.var() or 1.0))  # x scikit-learn's "scale"
         est = SVR(C=m.svr_c, epsilon=m.svr_epsilon, gamma=gamma).fit(z, (y - y_mean) / y_std)
         return FittedHead("svr", scaler.mean_, scaler.scale_,
                           [est.support_vectors_, est.dual_coef_.T * y_std,

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import sys
@@ -161,7 +162,9 @@ def predict_csv(scorer: Scorer, inputs: Iterable[str | Path], out: str | Path, m
     started again with the same model, inputs and shard scores only the photos not yet in `out`.
 
     ``out.json`` beside the CSV records the model and shard the rows came from; a CSV written by
-    another model or shard is refused rather than mixed (pass `overwrite`).
+    another model or shard is refused rather than mixed (pass `overwrite`). Photos that failed are
+    tried again by the next call (their rows are replaced), so fixing a cause and running again
+    completes the CSV.
 
     Args:
         shard: ``(i, n)``: score only the photos of shard i of n (see `in_shard`), so that n machines
@@ -199,7 +202,7 @@ def predict_csv(scorer: Scorer, inputs: Iterable[str | Path], out: str | Path, m
     counts = {"photos": total, "scored": 0, "errors": 0, "already": total - len(results), "out": str(out)}
     pending: list[Score] = []  # rows held until a scored photo names the model's columns
     failed: list[Score] = []  # the first 20 photos not scored, for the summary
-    with open(out, "w" if header is None else "a", newline="", errors="surrogateescape") as fh:
+    with open(out, "w" if header is None else "a", newline="", errors="surrogateescape") as fh:  # "w": no scores yet
         writer = csv.writer(fh)
         for _, scores in _scored_batches(scorer, results, metadata, batch_size, progress, done=len(done)):
             counts["scored"] += sum(s.ok for s in scores)
@@ -228,15 +231,27 @@ def _row(score: Score, header: list[str]) -> list[str]:
 
 
 def _rows_written(out: Path) -> tuple[list[str] | None, set[str]]:
-    """The header and the paths of `out`'s complete rows; a row cut off by a kill is removed first."""
-    data = out.read_bytes()
-    if data and not data.endswith(b"\n"):
-        with open(out, "r+b") as fh:
-            fh.truncate(data.rfind(b"\n") + 1)
+    """The header and the paths of the photos `out` holds scores for. A row cut off by a kill is
+    dropped; so are rows with an error (the photo is tried again: its cause may be fixed), and with
+    them the header when no row was scored (the model's columns are then not known yet)."""
     with open(out, newline="", errors="surrogateescape") as fh:
-        rows = csv.reader(fh)
-        header = next(rows, None)
-        return header, {row[0] for row in rows if row}
+        text = fh.read()
+    if text and not text.endswith("\n"):
+        text = text[:text.rfind("\n") + 1]
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = (rows[0], [r for r in rows[1:] if r]) if rows else (None, [])
+    if header is None or "error" not in header:
+        return None, set()
+    at = header.index("error")
+    scored = [r for r in body if len(r) == len(header) and not r[at]]
+    if len(scored) < len(body) or len(text) < out.stat().st_size:
+        def rewrite(tmp: Path) -> None:
+            with open(tmp, "w", newline="", errors="surrogateescape") as fh:
+                if scored:
+                    csv.writer(fh).writerows([header, *scored])
+
+        write_atomically(out, rewrite)
+    return (header if scored else None), {r[0] for r in scored}
 
 
 def write_scores(scores: Sequence[Score], out) -> None:

@@ -60,6 +60,11 @@ DEMO_MODEL_NOTE = ("note: this model was trained on pawtf's synthetic demo data 
 CV_SUMMARY = "cv.json"
 
 
+#: Settings that say where and how fast a run trains, not what it learns: a run may resume on another
+#: machine with other values (pawtf.distribute).
+MACHINE_SETTINGS = {("train", "jit_compile"), ("train", "strategy"), ("train", "precision")}
+
+
 class RunExistsError(RuntimeError):
     """The run folder holds a finished run, or one made with other settings."""
 
@@ -188,7 +193,7 @@ class RunFolder:
             return ""
         old, new = self.config().to_dict(), cfg.to_dict()
         return "; ".join(f"{s}.{k}: {old.get(s, {}).get(k)!r} -> {new[s][k]!r}" for s in new for k in new[s]
-                         if old.get(s, {}).get(k) != new[s][k])
+                         if old.get(s, {}).get(k) != new[s][k] and (s, k) not in MACHINE_SETTINGS)
 
     def check(self, cfg: RunConfig, *, overwrite: bool = False) -> None:
         """Refuse to train `cfg` here, before any work or write, when the folder holds a finished run

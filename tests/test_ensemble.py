@@ -121,10 +121,18 @@ def test_nnls_weights_from_out_of_fold_predictions(cv_members, tmp_path, tiny_de
     rmse = np.sqrt(np.mean((np.clip(fold1[["member0", "member1"]].to_numpy() @ expected, 0, 100)
                             - fold1["Pawpularity"]) ** 2))
     assert metrics["val_rmse"] == pytest.approx(rmse, rel=1e-3)
-    # an equal average of cv members reports the same out-of-fold figures, weights fixed
+    assert metrics["oof_rmse_equal"] == pytest.approx(np.sqrt(np.mean(
+        (np.clip(oof[["member0", "member1"]].mean(axis=1), 0, 100) - oof["Pawpularity"]) ** 2)), rel=1e-6)
+    # an equal average of cv members joins their fold-0 runs
     equal = ensemble(cv_members, tmp_path / "equal")
-    assert equal["oof_rmse_weights"] == pytest.approx(equal["oof_rmse_equal"])
     assert [m["run"] for m in equal["members"]] == [str(p / "fold0") for p in cv_members]
+    # an ensemble of ensembles nests them all (no layer names clash) and still exports
+    from pawtf.export import export
+
+    ensemble(cv_members, tmp_path / "weighted", weights=[2, 1])
+    twice = ensemble([tmp_path / "equal", tmp_path / "weighted"], tmp_path / "twice")
+    assert np.isfinite(twice["val_rmse"])
+    export(load_run(tmp_path / "twice"), tmp_path / "served")
 
 
 def test_nnls_needs_cv_members(members, cv_members, tmp_path):
@@ -133,4 +141,12 @@ def test_nnls_needs_cv_members(members, cv_members, tmp_path):
         ensemble([svr, ridge], tmp_path / "ens", weights="nnls")
     with pytest.raises(ValueError, match="--fold must be in 0..2"):
         ensemble(cv_members, tmp_path / "ens", weights="nnls", fold=3)
+    with pytest.raises(ValueError, match="--fold picks the fold of `pawtf cv` members"):
+        ensemble([svr, ridge], tmp_path / "ens", fold=1)
+    (cv_members[0] / "fold2" / "metrics.json").rename(cv_members[0] / "fold2" / "metrics.bak")
+    try:
+        with pytest.raises(ValueError, match="fold2 is not finished: run the same `pawtf cv` command again"):
+            ensemble(cv_members, tmp_path / "ens", weights="nnls")
+    finally:
+        (cv_members[0] / "fold2" / "metrics.bak").rename(cv_members[0] / "fold2" / "metrics.json")
     assert not (tmp_path / "ens").exists()

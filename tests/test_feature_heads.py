@@ -81,7 +81,8 @@ def test_scores_from_the_run_match_scikit_learn(svr_run, tiny_demo):
 
 
 def test_resume_does_not_fit_again(tiny_demo, bank, tmp_path, monkeypatch):
-    from pawtf import feature_heads, train as train_module
+    from pawtf import feature_heads
+    from pawtf import train as train_module
 
     cfg = config(tiny_demo, "ridge")
     calls = []
@@ -142,7 +143,8 @@ def test_fit_head_clips_targets_and_scales_gamma():
     assert plain.sklearn[2] == pytest.approx(y.mean())
     assert clipped.predict(x).max() < plain.predict(x).max() - 3
     assert fit_head(ModelConfig(head="svr"), x, y).gamma == pytest.approx(1 / 8)
-    assert fit_head(ModelConfig(head="svr", svr_gamma=3.0), x, y).gamma == pytest.approx(3 / 8)
+    assert fit_head(ModelConfig(head="svr", svr_gamma_scale=3.0), x, y).gamma == pytest.approx(3 / 8)
+    assert fit_head(ModelConfig(head="svr", svr_gamma=0.01), x, y).gamma == 0.01  # a run from before
 
 
 def test_cli_train_with_a_feature_head(tiny_demo, bank, tmp_path, capsys):
@@ -156,7 +158,7 @@ def test_cli_train_with_a_feature_head(tiny_demo, bank, tmp_path, capsys):
     from pawtf.runs import load_run
 
     model = load_run(tmp_path / "run").config.model
-    assert model.clip_target == (0.0, 80.0) and model.svr_gamma == 0.5
+    assert model.clip_target == (0.0, 80.0) and model.svr_gamma_scale == 0.5 and model.svr_gamma is None
     # 0.5 x "scale": 1 / (features x their variance, below 1 where a feature is constant on the fold)
     assert 0.5 / (1280 + 12) <= metrics["gamma"] < 0.5 / (1280 + 12) / 0.5
     with pytest.raises(SystemExit):

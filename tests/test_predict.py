@@ -22,7 +22,14 @@ from pawtf.cli import main
 from pawtf.data.images import load_rgb
 from pawtf.data.photos import read_flags
 from pawtf.data.schema import FLAGS
-from pawtf.predict import Score, collect_photos, contact_sheet, predict, rank, write_scores
+from pawtf.predict import (
+    Score,
+    collect_photos,
+    contact_sheet,
+    predict,
+    rank,
+    write_scores,
+)
 from pawtf.runs import load_run
 
 SIZE = 64  # the image side of the runs tests/conftest.py builds
@@ -134,6 +141,23 @@ def test_a_killed_catalogue_resumes_without_rescoring(scorer, tiny_demo, tmp_pat
     assert again["already"] == 24 and again["scored"] == 36 and sum(calls) == 36
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(tmp_path / "whole.csv"))
     assert predict_csv(scorer, [photos], out, meta, progress=False)["scored"] == 0  # all done: nothing to do
+
+
+def test_photos_that_failed_are_tried_again(scorer, photo_dir, tiny_demo, tmp_path):
+    """A resume re-scores the rows that had an error (here: no flags row at first) and keeps the rest."""
+    from pawtf.predict import predict_csv
+
+    table = pd.read_csv(tiny_demo / "train.csv")
+    good = sorted(photo_dir.glob("*.jpg"))[:4]
+    table[table.Id.isin([p.stem for p in good[:2]])].to_csv(tmp_path / "some.csv", index=False)
+    out = tmp_path / "scores.csv"
+    first = predict_csv(scorer, good, out, tmp_path / "some.csv", progress=False)
+    assert (first["scored"], first["errors"]) == (2, 2)
+    table.to_csv(tmp_path / "all.csv", index=False)
+    again = predict_csv(scorer, good, out, tmp_path / "all.csv", progress=False)
+    assert (again["already"], again["scored"], again["errors"]) == (2, 2, 0)
+    rows = pd.read_csv(out, keep_default_na=False)
+    assert sorted(rows.path) == sorted(map(str, good)) and (rows.error == "").all()
 
 
 def test_shards_split_a_catalogue_and_another_model_is_refused(scorer, run_dir, tiny_demo, tmp_path, capsys):

@@ -173,17 +173,20 @@ def _say_end(search: SearchConfig, best: dict, seconds: float) -> None:
 def _save_search_config(search: SearchConfig) -> None:
     """The first run of a name fixes its settings: resuming with another space would mix trials."""
     path = search.out / "search.json"
-    free = ("budget_minutes", "export_dir", "feature_bank_dir", "progress")  # may change between sessions
+    free = ("budget_minutes", "export_dir", "feature_bank_dir", "progress", "strategy")  # may change between sessions
     current = dataclasses.asdict(search)
     if path.exists():
-        saved = {**dataclasses.asdict(SearchConfig()), **json.loads(path.read_text())}  # newer fields
+        # newer fields: their defaults, except where the search drew a fixed value before they existed
+        before = {"svr_epsilon": (0.1, 0.1), "svr_gamma": (1.0, 1.0)}
+        saved = {**dataclasses.asdict(SearchConfig()), **before, **json.loads(path.read_text())}
         old = {k: (tuple(v) if isinstance(v, list) else v) for k, v in saved.items() if k not in free}
         now = {k: (tuple(v) if isinstance(v, list) else v) for k, v in current.items()
                if k not in free}
         diff = sorted(k for k in now if old.get(k) != now[k])
         if diff:
             raise SystemExit(f"search {search.name!r} in {search.out} was started with other "
-                             f"settings ({', '.join(diff)}); use a new --name to change them")
+                             f"settings ({', '.join(f'{k}: {old.get(k)} -> {now[k]}' for k in diff)}); pass "
+                             "those values to resume it, or use a new --name to change them")
     else:
         path.write_text(json.dumps(current, indent=2) + "\n")
 

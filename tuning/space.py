@@ -179,7 +179,7 @@ class SearchConfig:
         from pawtf import feature_heads
 
         if m.head == "svr":
-            m.svr_c, m.svr_epsilon, m.svr_gamma = svr["svr_c"], svr["svr_epsilon"], svr["svr_gamma"]
+            m.svr_c, m.svr_epsilon, m.svr_gamma_scale = svr["svr_c"], svr["svr_epsilon"], svr["svr_gamma"]
         return feature_heads.resolve(cfg)
 
     def _nn_space(self, hp, cfg: RunConfig, apply: bool) -> None:

@@ -59,7 +59,7 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                    "(default: %(default)s)")
     p.add_argument("--svr-epsilon", type=float, default=MODEL.svr_epsilon,
                    help="svr: epsilon, in score standard deviations (default: %(default)s)")
-    p.add_argument("--svr-gamma", type=float, default=MODEL.svr_gamma,
+    p.add_argument("--svr-gamma", type=float, default=MODEL.svr_gamma_scale,
                    help="svr: RBF gamma as a multiple of scikit-learn's 'scale' gamma, 1 / (number of "
                         "standardised features) (default: 1)")
     p.add_argument("--clip-target", type=score_range, default=MODEL.clip_target, metavar="LOW:HIGH",
@@ -120,7 +120,7 @@ def run_config(args) -> RunConfig:
     m.task, m.flag_balance = args.task, args.flag_balance
     m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
     m.head, m.features, m.svr_c, m.svr_epsilon = args.head, args.features, args.svr_c, args.svr_epsilon
-    m.svr_gamma, m.ridge_alpha, m.clip_target = args.svr_gamma, args.ridge_alpha, args.clip_target
+    m.svr_gamma_scale, m.ridge_alpha, m.clip_target = args.svr_gamma, args.ridge_alpha, args.clip_target
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
     t.oof_folds, t.strategy, t.precision = args.oof_folds, args.strategy, args.precision

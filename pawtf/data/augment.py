@@ -61,11 +61,7 @@ class ViewAugment(keras.layers.Layer):
         return images
 
     def _crop_blur(self, images):
-        margin = (1.0 - self.crop_fraction) / 2.0
-        n = tf.shape(images)[0]
-        boxes = tf.tile([[margin, margin, 1.0 - margin, 1.0 - margin]], [n, 1])
-        size = tf.shape(images)[1:3]
-        cropped = tf.image.crop_and_resize(images, boxes, tf.range(n), size, method="bilinear")
+        cropped = self._centre_crop(images)
         k = tf.constant(gaussian_kernel(self.blur_sigma), dtype=images.dtype)
         channels = images.shape[-1] or 3
         kx = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, channels, 1])
@@ -74,6 +70,25 @@ class ViewAugment(keras.layers.Layer):
         padded = tf.pad(cropped, [[0, 0], [r, r], [r, r], [0, 0]], mode="REFLECT")
         blurred = tf.nn.depthwise_conv2d(padded, kx, [1, 1, 1, 1], "VALID")
         return tf.nn.depthwise_conv2d(blurred, ky, [1, 1, 1, 1], "VALID")
+
+    def _centre_crop(self, images):
+        """The centre `crop_fraction` of each image resized back to its size, bilinear: the values of
+        ``tf.image.crop_and_resize`` with that box, as gathers XLA can compile (it has no kernel for
+        CropAndResize, so ``--xla on`` could not train)."""
+        margin = (1.0 - self.crop_fraction) / 2.0
+        for axis in (1, 2):
+            size = images.shape[axis] or tf.shape(images)[axis]
+            steps = tf.cast(tf.range(size), images.dtype)
+            last = tf.cast(size - 1, images.dtype)
+            position = (margin + steps * (1.0 - 2.0 * margin) / tf.maximum(last, 1.0)) * last
+            low = tf.floor(position)
+            high = tf.minimum(low + 1.0, last)
+            shape = [1, -1, 1, 1] if axis == 1 else [1, 1, -1, 1]
+            weight = tf.reshape(position - low, shape)
+            below = tf.gather(images, tf.cast(low, tf.int32), axis=axis)
+            above = tf.gather(images, tf.cast(high, tf.int32), axis=axis)
+            images = below + (above - below) * weight
+        return images
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

@@ -46,3 +46,22 @@ def test_gaussian_kernel_is_normalised_and_peaked():
 def test_unknown_view_name():
     with pytest.raises(ValueError, match="unknown view"):
         view_code(["rotate"])
+
+
+def test_the_centre_crop_is_crop_and_resize_and_compiles_with_xla():
+    """The crop as gathers gives tf.image.crop_and_resize's values (XLA has no CropAndResize kernel), so
+    the training model compiles with --xla on."""
+    import numpy as np
+    import tensorflow as tf
+
+    from pawtf.data.augment import ViewAugment
+
+    layer = ViewAugment()
+    x = tf.constant(np.random.default_rng(0).uniform(0, 255, (3, 50, 64, 3)).astype("float32"))
+    box = tf.tile([[0.05, 0.05, 0.95, 0.95]], [3, 1])
+    expected = tf.image.crop_and_resize(x, box, tf.range(3), [50, 64])
+    np.testing.assert_allclose(layer._centre_crop(x).numpy(), expected.numpy(), atol=5e-3)
+    views = tf.constant([0, 2, 3])
+    compiled = tf.function(lambda a, v: layer([a, v], training=True), jit_compile=True,
+                           autograph=False)(x, views)
+    np.testing.assert_allclose(compiled.numpy(), layer([x, views], training=True).numpy(), atol=1e-3)
