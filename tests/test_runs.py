@@ -46,6 +46,10 @@ def test_a_finished_run_and_other_settings_are_refused_before_any_write(tmp_path
                                              r"0.001 -> 0.5\)"):
         run.check(other)
     run.create(cfg)  # the same settings resume
+    machine = small_config()  # ... on another machine too: XLA, devices and precision are not the model
+    machine.train.jit_compile, machine.train.strategy, machine.train.precision = True, "mirrored", "mixed_bfloat16"
+    assert run.settings_diff(machine) == ""
+    run.check(machine)
     run.write_metrics({"val_rmse": 1.0})
     with pytest.raises(RunExistsError, match="holds a finished run; choose another --out or pass --overwrite"):
         run.create(cfg)
