@@ -12,9 +12,11 @@ needs ``tensorflow_hub``. :class:`SavedModelHandler` is Beam's documented extens
 (a `ModelHandler` subclass) over pawtf's own SavedModel scorer, so a bad photo gets its error and the
 rest of its batch is scored.
 
-Apache Beam is an optional extra: ``pip install -e ".[beam]"`` (apache-beam 2.77 installs beside
-TensorFlow 2.21, moving protobuf to 6.x, Pillow to 12.x and pyarrow to 25.x, all within TensorFlow's
-ranges).
+Apache Beam is an optional extra, best installed in its own environment (``pip install -e ".[beam]"``):
+apache-beam 2.77 pins Pillow < 13 (and protobuf < 7, pyarrow < 26), and Pillow 12 decodes EXIF-rotated
+JPEGs and low-bit PNGs differently from the Pillow 13 the in-graph decoder matches, which the training
+reader's checks notice. The scores of this pipeline do not depend on Pillow: the SavedModel decodes
+in-graph.
 
 Example:
 

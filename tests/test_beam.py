@@ -8,7 +8,8 @@ import glob
 import pandas as pd
 import pytest
 
-pytest.importorskip("apache_beam", reason="apache-beam is not installed (pip install -e \".[beam]\")")
+pytest.importorskip("apache_beam", reason="apache-beam is not installed: it is an optional extra (pip install "
+                    "-e \".[beam]\", best in its own venv: it pins Pillow < 13; README: Beyond one machine)")
 
 from pawtf.beam import predict_beam  # noqa: E402
 from pawtf.cli import main  # noqa: E402
