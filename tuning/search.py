@@ -45,6 +45,7 @@ import warnings
 from pathlib import Path
 
 from pawtf import tasks
+from pawtf.distribute import STRATEGIES
 from tuning.space import SearchConfig
 
 __all__ = ["build_parser", "config_from_args", "is_worker", "main", "run_search"]
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
       "<out>/embeddings)")
     a("--dedupe", type=float, nargs="?", const=0.9, default=_D.dedupe, metavar="SIMILARITY",
       help="keep near-duplicate photos (cosine similarity >= SIMILARITY, 0.9 when not given) in one fold")
-    a("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default=_D.strategy,
+    a("--strategy", choices=STRATEGIES, default=_D.strategy,
       help="each trial on one device (default) or mirrored over every GPU (mirrored; auto: when more "
       "than one is visible). For many small trials on several GPUs, one worker per GPU (chief/worker "
       "mode, CUDA_VISIBLE_DEVICES) keeps them all busy instead. multi-worker is refused "

@@ -18,6 +18,7 @@ from pawtf.cli.options import (
     weights_arg,
 )
 from pawtf.config import RunConfig
+from pawtf.distribute import PRECISIONS, STRATEGIES
 
 __all__ = ["add_ensemble", "add_analyze_metadata", "add_baseline", "add_cv", "add_demo_data", "add_run_options", "add_train",
            "run_config"]
@@ -88,11 +89,11 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                    help="keep near-duplicate photos (pawtf dedupe; cosine similarity >= SIMILARITY, 0.9 when "
                         "not given) in one fold, so no copy validates its original")
     p.add_argument("--seed", type=int, default=TRAIN.seed, help="(default: %(default)s)")
-    p.add_argument("--strategy", choices=["auto", "default", "mirrored", "multi-worker"], default=TRAIN.strategy,
+    p.add_argument("--strategy", choices=STRATEGIES, default=TRAIN.strategy,
                    help="auto: tf.distribute.MirroredStrategy when more than one GPU is visible; default: one "
                         "device; mirrored: every GPU (or logical CPU device); multi-worker: refused, with what "
                         "to use instead. --batch-size stays the global batch (default: %(default)s)")
-    p.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+    p.add_argument("--precision", choices=PRECISIONS,
                    default=TRAIN.precision, help="auto: mixed_bfloat16 on a GPU of compute capability >= 8, "
                    "mixed_float16 on older GPUs, float32 on a CPU (mixed is slower there); the outputs stay "
                    "float32 (default: %(default)s)")

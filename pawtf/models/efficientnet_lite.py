@@ -154,28 +154,13 @@ _STEM_FILTERS = 32
 _HEAD_FILTERS = 1280
 _BN_EPSILON = 1e-3
 _BN_MOMENTUM = 0.99  # Keras convention (PyTorch momentum 0.01)
-# Padding of the stride-2 convolutions (stride-1 ones are symmetric either way).
-# Chosen: "symmetric", i.e. (k - 1) // 2 zeros on every side like a plain
-# nn.Conv2d(padding=k // 2), implemented as ZeroPadding2D + "valid" conv (on
-# even sizes the last bottom/right zero row is never read, so the effective
-# extra row/column sits top-left: the mirror image of TF "same").
-# How we found out: both variants were run with these weights on the 600 real
-# photos of shared/data/pet-photos (squashed to 224x224, PIL bilinear, top-1):
-#   TF "same" (asymmetric, extra row/column bottom-right; what lukemelas-style
-#   Conv2dStaticSamePadding and the original TF checkpoint use):
-#       cats 77.3 %, dogs 96.3 %;
-#   symmetric: cats 81.0 %, dogs 98.0 %
-#   (23 photos right only with symmetric vs 7 only with "same"; exact McNemar
-#   p ~ 0.005; also better with centre-crop resizing: 82.0/97.7 vs 80.3/97.0).
-# Caveats: the mean probability mass on the right class group is a tie
-# (group NLL 0.660 vs 0.663), and BatchNorm batch statistics of the first
-# strided depthwise conv match the stored running statistics slightly better
-# with "same", so the checkpoint was probably trained with TF padding; linear
-# probe accuracy is ~0.98 with both. Symmetric is kept as it classifies best.
-# Lite1 and Lite2, checked the same way (2026-12-02, ImageNet's evaluation crop:
-# centre square times size / (size + 32), bicubic), symmetric vs "same" top-1:
-#   Lite0 90.7 / 90.7 %, Lite1 90.2 / 90.2 %, Lite2 92.2 / 91.3 %.
-# Symmetric is as good or better for every variant, so it stays the one choice.
+# Padding of the stride-2 convolutions: "symmetric", (k - 1) // 2 zeros on every side like a plain
+# nn.Conv2d(padding=k // 2) (ZeroPadding2D + "valid"), not TF "same" (extra row/column bottom-right),
+# because it classifies the 600 real photos of shared/data/pet-photos best with these weights
+# (224 px squashed, top-1: symmetric cats 81.0 % / dogs 98.0 %, "same" 77.3 / 96.3 %; McNemar p ~ 0.005;
+# ImageNet's evaluation crop, 2026-12-02: Lite0 90.7 / 90.7 %, Lite1 90.2 / 90.2 %, Lite2 92.2 / 91.3 %).
+# Caveats: group NLL is a tie (0.660 vs 0.663) and the first strided depthwise conv's BatchNorm
+# statistics fit "same" slightly better, so the checkpoint was probably trained with TF padding.
 _PADDING = "symmetric"
 
 
