@@ -1,6 +1,6 @@
 """The `pawtf` command: thin argparse subcommands over the library; defaults come from `pawtf.config`.
 
-One module per family of commands (`training`, `scoring`, `explaining`, `features`) over shared `options`; this
+One module per family of commands (`training`, `scoring`, `explaining`, `features`, `serving`) over shared `options`; this
 module builds the parser (only the part asked for: ``--help`` answers at once) and runs a command with
 pawtf's warnings on standard error, TensorFlow's start-up chatter filtered and known errors reported
 in one line instead of a traceback.
@@ -17,7 +17,7 @@ import difflib
 import logging
 import sys
 
-from pawtf.cli import explaining, features, scoring, training
+from pawtf.cli import explaining, features, scoring, serving, training
 from pawtf.cli.options import SUMMARIES
 
 __all__ = ["EPILOG", "SUBCOMMANDS", "SUMMARIES", "WITHOUT_TENSORFLOW", "Parser", "build_parser", "main"]
@@ -69,7 +69,8 @@ SUBCOMMANDS = {"demo-data": training.add_demo_data, "train": training.add_train,
                "baseline": training.add_baseline, "export": scoring.add_export, "predict": scoring.add_predict,
                "rank": scoring.add_rank, "crop": scoring.add_crop, "explain": explaining.add_explain,
                "analyze-metadata": training.add_analyze_metadata, "features": features.add_features,
-               "dedupe": features.add_dedupe, "ensemble": training.add_ensemble}
+               "dedupe": features.add_dedupe, "ensemble": training.add_ensemble,
+               "app": serving.add_app}
 
 #: Commands that never load TensorFlow.
 WITHOUT_TENSORFLOW = ("demo-data",)

@@ -34,6 +34,7 @@ SUMMARIES = {
     "explain": "saliency maps (Grad-CAM++, gradients, RISE...) and their scores",
     "ensemble": "average finished score runs into one run (it exports and predicts like any run)",
     "features": "compute and keep backbone features of photos (the feature bank)",
+    "app": "a local web page for shelter staff: drop a pet's photos, see them ranked, why, and better crops",
     "dedupe": "find groups of near-duplicate photos (mirrored, recompressed, cropped copies)",
     "analyze-metadata": ("what the 12 flags say about the score: per-flag effects, chi-square vs terciles, "
                          "logistic ranking, metadata-only RMSE"),

@@ -219,9 +219,14 @@ class Output:
         """The SavedModel outputs (TensorFlow ops) for this output's tensor."""
         return {self.name: _squeeze(tensor)}
 
+    @property
+    def signature_key(self) -> str:
+        """The SavedModel output that holds this output's whole tensor (squeezed)."""
+        return self.name
+
     def from_signature(self, outputs: dict) -> np.ndarray:
         """This output's values back from a SavedModel's outputs."""
-        return np.asarray(outputs[self.name])
+        return np.asarray(outputs[self.signature_key])
 
     def explain_targets(self) -> list[ExplainTarget]:
         """What saliency maps can explain in this output."""
@@ -373,8 +378,9 @@ class BucketsOutput(Output):
         return {"bucket_probabilities": tensor,
                 "bucket": tf.gather(tf.constant(BUCKET_LABELS), tf.argmax(tensor, axis=-1))}
 
-    def from_signature(self, outputs):
-        return np.asarray(outputs["bucket_probabilities"])
+    @property
+    def signature_key(self):
+        return "bucket_probabilities"
 
     def explain_targets(self):
         return [ExplainTarget(label, BUCKETS_OUTPUT, k) for k, label in enumerate(BUCKET_LABELS)]
