@@ -187,7 +187,7 @@ def test_crop_advice_comes_with_its_preview(client, demo_photos):
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert _png(body["preview"]).size[0] > 0 and "uncropped" in body["advice"]
-    assert str(tempfile.gettempdir()) not in body["advice"]  # the staged path never shows
+    assert "pawtf-app" not in body["advice"] and demo_photos[0].name in body["advice"]  # no staged path shows
     assert (body["crop"] is None) == (body["best"] is None)
 
 
@@ -208,3 +208,36 @@ def test_a_demo_model_says_so_prominently(service):
     page = render_page(info)
     assert 'id="demo-warning"' in page and "synthetic demo data" in page
     assert "<b>x</b>" not in page.split("<script")[0] and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_the_command_serves_an_export_on_loopback(saved_base, tmp_path):
+    """`pawtf app --model saved_models/NAME` as a user starts it: one line says where the page is, the page
+    and the API answer, and Ctrl+C (SIGINT) stops it."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "pawtf", "app", "--model", str(saved_base), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, info = time.monotonic() + 120, None
+        while info is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/model", timeout=2) as answer:
+                    info = json.load(answer)
+            except OSError:
+                time.sleep(0.5)
+        assert info is not None, proc.stderr.read() if proc.poll() is not None else "no answer in 120 s"
+        assert info["kind"] == "exported SavedModel" and info["methods"][0] == "vanilla"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+            assert "Which photo should we use?" in answer.read().decode()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert f"at http://127.0.0.1:{port}/" in err and "Traceback" not in err

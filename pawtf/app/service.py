@@ -140,7 +140,7 @@ def describe_map(saliency: np.ndarray, what: str = "score") -> str:
 
     >>> m = np.zeros((30, 30)); m[2:8, 2:8] = 1
     >>> describe_map(m)
-    "Red and yellow show what moved this photo's predicted score most; blue barely mattered. Here the model looks mostly at the upper left of the photo (a small area: 4% of the photo holds half of what mattered)."
+    "Red and yellow show what moved this photo's predicted score most; blue barely mattered. Here the model looks mostly at the upper left of the photo (a small area: 2% of the photo holds half of what mattered)."
     """
     saliency = np.clip(np.asarray(saliency, np.float64), 0, None)
     total = saliency.sum()
@@ -389,7 +389,8 @@ class PhotoService:
             explainer = self._explainer(method)
             saliency = np.asarray(explainer(images, table))[0]
             value = float(explainer.predict(images, table)[0])
-        what = "score" if self.scorer.task.predicts_score else self.scorer.task.default_target
+        what = ("score" if self.scorer.task.predicts_score else
+                f"chance of {self.scorer.task.default_target!r}")
         return {"name": upload.name, "method": method, "label": getattr(explainer, "label", method),
                 "overlay": _data_url(overlay_png(photo, saliency), "image/png"),
                 "sentence": describe_map(saliency, what), "legend": list(LEGEND), "value": value}
@@ -422,6 +423,7 @@ class PhotoService:
             if advice.saved is not None:
                 mime = "image/png" if advice.saved.suffix == ".png" else "image/jpeg"
                 crop = _data_url(advice.saved.read_bytes(), mime)
+                advice.saved = None  # a temporary file, gone with this answer: the page offers the download
         stem = Path(upload.name).stem or "photo"
         words = advice.summary().replace(str(item), upload.name)
         return {"name": upload.name, "advice": words, "preview": _data_url(_png(preview), "image/png"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import sys
 
 from pawtf.cli.options import SUMMARIES, positive_int
@@ -17,6 +18,24 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+class _Once(logging.Filter):
+    """Lets each distinct message through once (the demo-model note would otherwise repeat per request)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+_ONCE = _Once()
 
 
 def cmd_app(args) -> None:
@@ -36,6 +55,9 @@ def cmd_app(args) -> None:
           f"(API: {url}docs; Ctrl+C stops it)", file=sys.stderr)
     if info["warning"]:
         print(info["warning"], file=sys.stderr)
+        _ONCE.seen.add(info["warning"])
+    for handler in logging.getLogger("pawtf").handlers:
+        handler.addFilter(_ONCE)
     if not _is_loopback(args.host):
         print(f"pawtf app: warning: listening on {args.host}: anyone who can reach this machine can use the "
               "page and the API (there is no login)", file=sys.stderr)
