@@ -69,7 +69,8 @@ class ModelConfig:
 
     `task` (see `pawtf.tasks`) says what the model predicts: ``score`` (Pawpularity), ``multitask``
     (Pawpularity and the 12 flags from the image alone), ``attribute-fed`` (flags predicted from the
-    image feed the score head: two stages) or ``buckets`` (Poor / Average / Great by training terciles).
+    image feed the score head: two stages), ``buckets`` (Poor / Average / Great by training terciles) or
+    ``rater`` (good photo or retake).
     """
 
     task: str = "score"
@@ -87,6 +88,9 @@ class ModelConfig:
     score_loss_weight: float = 1.0  # an mse score loss is divided by the training scores' variance
     flags_loss_weight: float = 1.0
     flag_balance: str = "balanced"  # per-flag class weights from the training fold, or "none"
+    # The rater: a photo is good when its score is above this (None: the training fold's top tercile's
+    # edge); a table's Good column, where present, is the label instead.
+    good_above: float | None = None
     # The head: "nn" (Keras, trained by gradient descent on images), or on feature-bank features
     # (pawtf.feature_heads): "svr" (RBF, scikit-learn) or "ridge".
     head: str = "nn"
@@ -144,6 +148,8 @@ class ExplainConfig:
     rise_center: bool = True  # subtract the mean weight: same map in expectation, less noise
     rise_tol: float | None = 0.1  # stop once the map changes by less than this between checks (None: N)
     rise_check_every: int = 500  # masks between convergence checks
+    shap_evals: int = 300  # SHAP (partition): forward passes per photo
+    lime_samples: int = 300  # LIME: perturbed photos per photo
     scores: bool = True  # insertion and deletion AUC per map
     auc_step: float = 0.02  # fraction of pixels inserted or deleted per step of those curves
     batch_size: int = 32  # images per forward pass along the curves
@@ -158,7 +164,8 @@ class ExplainConfig:
         """
         if not 0.0 < self.auc_step <= 1.0:
             raise ValueError(f"auc_step must be a fraction of the pixels in (0, 1], got {self.auc_step}")
-        for name in ("rise_masks", "rise_grid", "rise_check_every", "batch_size", "group_size"):
+        for name in ("rise_masks", "rise_grid", "rise_check_every", "shap_evals", "lime_samples", "batch_size",
+                     "group_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.rise_tol is not None and self.rise_tol <= 0:

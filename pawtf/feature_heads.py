@@ -191,7 +191,7 @@ def fit_feature_head(cfg: RunConfig, run, data, *, bank_dir: str | Path = DEFAUL
 
     del callbacks, prepare  # Keras-fit hooks: nothing to call back here
     m = cfg.model
-    task, stats = tasks.get(m.task), tasks.TaskStats.from_rows(data.train)
+    task, stats = tasks.get(m.task), tasks.TaskStats.from_rows(data.train, m.good_above)
     specs, with_metadata = feature_specs(cfg), task.takes_metadata(m)
     bank = FeatureBank(bank_dir, batch_size=cfg.train.batch_size, progress=verbose != 0)
     fitted: dict = run.fitted()

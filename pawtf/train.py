@@ -177,7 +177,7 @@ def evaluate_model(model: keras.Model, cfg: RunConfig, data: FoldData,
         (the data folder's name and whether it is the synthetic demo data).
     """
     task = tasks.get(cfg.model.task)
-    stats = stats or tasks.TaskStats.from_rows(data.train)
+    stats = stats or tasks.TaskStats.from_rows(data.train, cfg.model.good_above)
     predictions = predict_rows(model, cfg, data.val)
     return {
         "task": task.name,
@@ -274,7 +274,7 @@ def fit_model(cfg: RunConfig, run: RunFolder, data: FoldData, *, verbose="auto",
     over (``run.fitted()``), a restart goes straight to evaluation.
     """
     task = tasks.get(cfg.model.task)
-    stats = tasks.TaskStats.from_rows(data.train)
+    stats = tasks.TaskStats.from_rows(data.train, cfg.model.good_above)
     seconds = 0.0
     if not run.fitted():
         seconds = _fit(cfg, run, data, task, stats, verbose=verbose, callbacks=callbacks, prepare=prepare)

@@ -121,7 +121,7 @@ class SearchData:
         """What the task's heads and losses learn from fold `k`'s training rows."""
         key = (k, repr(cfg.data.oversample))
         if key not in self._stats:
-            self._stats[key] = tasks.TaskStats.from_rows(self.fold(k, cfg).train)
+            self._stats[key] = tasks.TaskStats.from_rows(self.fold(k, cfg).train, cfg.model.good_above)
         return self._stats[key]
 
     def with_metadata(self, cfg: RunConfig) -> bool:

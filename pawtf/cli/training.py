@@ -40,6 +40,9 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                         "by the training scores' variance first (default: %(default)s)")
     p.add_argument("--flag-balance", choices=["balanced", "none"], default=MODEL.flag_balance,
                    help="per-flag class weights from the training fold (default: %(default)s)")
+    p.add_argument("--good-above", type=float, default=MODEL.good_above, metavar="S",
+                   help="rater: a photo is good when its score is above S (default: the training fold's top "
+                        "tercile's edge); a Good column in the table is the label instead")
     p.add_argument("--oof-folds", type=positive_int, default=TRAIN.oof_folds,
                    help="attribute-fed: inner folds for out-of-fold predicted flags (default: %(default)s)")
     p.add_argument("--backbone", default=MODEL.backbone, choices=backbones.names(), metavar="NAME",
@@ -118,7 +121,7 @@ def run_config(args) -> RunConfig:
     m.backbone, m.weights, m.unfreeze, m.image_size = args.backbone, args.weights, args.unfreeze, \
         args.image_size
     m.use_metadata, m.loss = not args.no_metadata, args.loss
-    m.task, m.flag_balance = args.task, args.flag_balance
+    m.task, m.flag_balance, m.good_above = args.task, args.flag_balance, args.good_above
     m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
     m.head, m.features, m.svr_c, m.svr_epsilon = args.head, args.features, args.svr_c, args.svr_epsilon
     m.svr_gamma_scale, m.ridge_alpha, m.clip_target = args.svr_gamma, args.ridge_alpha, args.clip_target

@@ -3,7 +3,7 @@ and a strict reader that validates every row.
 
 The Kaggle ``train.csv`` has the columns ``Id``, the 12 flags in :data:`FLAGS`
 (0/1) and ``Pawpularity`` (1..100); ``test.csv`` has the same columns without
-the score. :func:`read_table` reads such a file as strings, checks everything,
+the score. A table may add ``Good`` (0/1: the photo rater's label, 1 good, 0 retake). :func:`read_table` reads such a file as strings, checks everything,
 and reports *all* problems at once, each as a :class:`Problem` naming the file,
 the 1-based line (the header is line 1) and the Id::
 
@@ -29,7 +29,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DataError", "FLAGS", "ID_COLUMN", "LINE_COLUMN", "MAX_LISTED_PROBLEMS", "Problem",
+__all__ = ["DataError", "FLAGS", "GOOD_COLUMN", "ID_COLUMN", "LINE_COLUMN", "MAX_LISTED_PROBLEMS", "Problem",
            "TARGET_COLUMN", "TARGET_RANGE", "is_plain_stem", "read_table"]
 
 ID_COLUMN = "Id"
@@ -49,6 +49,8 @@ FLAGS = (
     "Blur",
 )
 
+#: An optional column (0/1): the photo rater's label, 1 a good photo, 0 one to retake (`pawtf.tasks.rater`).
+GOOD_COLUMN = "Good"
 #: Column added by :func:`read_table`: the row's 1-based line in the CSV file.
 LINE_COLUMN = "line"
 #: Inclusive range accepted for the target.
@@ -220,7 +222,7 @@ def read_table(
 
     # ---- file-level checks: always fatal ----
     header = [h.strip() for h in header]
-    expected = [ID_COLUMN, *FLAGS] + [TARGET_COLUMN]
+    expected = [ID_COLUMN, *FLAGS, TARGET_COLUMN, GOOD_COLUMN]
     file_problems: list[Problem] = []
     seen: set[str] = set()
     for h in header:
@@ -243,7 +245,8 @@ def read_table(
     has_target = require_target  # a metadata CSV's score column is allowed and ignored
     if not records:
         raise fatal("no data rows")
-    value_cols = [ID_COLUMN, *FLAGS] + ([TARGET_COLUMN] if has_target else [])
+    has_good = GOOD_COLUMN in seen
+    value_cols = [ID_COLUMN, *FLAGS] + ([TARGET_COLUMN] if has_target else []) + ([GOOD_COLUMN] if has_good else [])
     position = {h: k for k, h in enumerate(header)}
     n_fields = len(header)
 
@@ -255,6 +258,7 @@ def read_table(
     lines = np.array([line for line, _ in records], dtype=np.int64)
     flag_values = np.zeros((n, len(FLAGS)), dtype=np.int8)
     target_values = np.zeros(n, dtype=np.float32)
+    good_values = np.zeros(n, dtype=np.int8)
     first_line: dict[str, int] = {}
 
     for i, (line, fields) in enumerate(records):
@@ -294,6 +298,14 @@ def read_table(
                 report(f"{TARGET_COLUMN} {_fmt(value)} is outside {_fmt(lo)}..{_fmt(hi)}")
             else:
                 target_values[i] = value
+        if has_good:
+            value, why = _parse_number(GOOD_COLUMN, cells[GOOD_COLUMN])
+            if why:
+                report(why)
+            elif value not in (0.0, 1.0):
+                report(f"{GOOD_COLUMN} {_fmt(value)} is not 0 (retake) or 1 (good)")
+            else:
+                good_values[i] = int(value)
 
     if problems and not skip_bad:
         raise DataError(problems)
@@ -306,6 +318,8 @@ def read_table(
         out[col] = flag_values[keep, j]
     if has_target:
         out[TARGET_COLUMN] = target_values[keep]
+    if has_good:
+        out[GOOD_COLUMN] = good_values[keep]
     out[LINE_COLUMN] = lines[keep].astype(np.int64)
     if len(out) == 0:
         raise DataError(problems, header=f"{name}: every row is bad; nothing left to use:")

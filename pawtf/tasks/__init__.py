@@ -10,6 +10,9 @@
     *predicted* flags as its metadata input (out of fold for the training rows).
 ``buckets``
     Poor / Average / Great by the training fold's score terciles; softmax output ``buckets``.
+``rater``
+    Good photo or retake, from the photo alone: the probability ``good`` (label: the table's ``Good``
+    column, else the score above the training fold's edge), classes weighed to balance.
 
 Each task is a class over :class:`~pawtf.tasks.base.Task` (its module says how it works); its outputs
 (:mod:`pawtf.tasks.outputs`) know their targets, losses, figures, predict columns, SavedModel outputs
@@ -21,7 +24,7 @@ Example:
 
 >>> from pawtf import tasks
 >>> tasks.names()
-['score', 'multitask', 'attribute-fed', 'buckets']
+['score', 'multitask', 'attribute-fed', 'buckets', 'rater']
 >>> tasks.get("multitask").explain_target("eyes")
 ExplainTarget(name='Eyes', output='flags', unit=1, scale=1.0)
 """
@@ -34,7 +37,7 @@ from pawtf.tasks.stats import (BUCKET_LABELS, MAX_FLAG_WEIGHT, TaskStats, bucket
                                expected_bucket)
 
 # Importing each task's module registers it, in this order.
-from pawtf.tasks import score, multitask, attribute_fed, buckets  # noqa: E402,F401  isort: skip
+from pawtf.tasks import score, multitask, attribute_fed, buckets, rater  # noqa: E402,F401  isort: skip
 
 __all__ = ["BUCKETS_OUTPUT", "BUCKET_LABELS", "ExplainTarget", "FLAGS_OUTPUT", "MAX_FLAG_WEIGHT", "Objective",
            "Prediction", "SCORE_OUTPUT", "SCORE_TARGET", "Task", "TaskStats", "bucket_edges", "bucket_metrics",

@@ -17,7 +17,7 @@ Example:
 >>> tasks.get("ranking")
 Traceback (most recent call last):
 ...
-ValueError: unknown task 'ranking'; choose from score, multitask, attribute-fed, buckets
+ValueError: unknown task 'ranking'; choose from score, multitask, attribute-fed, buckets, rater
 """
 
 from __future__ import annotations

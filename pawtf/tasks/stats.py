@@ -1,5 +1,5 @@
 """What a task learns from the training fold, in plain numbers: score mean and variance, flag rates and
-their class weights, the buckets' tercile edges and majority class.
+their class weights, the buckets' tercile edges and majority class, the rater's "good" edge and rate.
 
 Everything here comes from the training fold only (never from validation rows), so the baselines and
 losses built on it are honest.
@@ -25,10 +25,10 @@ import numpy as np
 if TYPE_CHECKING:  # annotations only: the tasks are read without importing pandas
     import pandas as pd
 
-from pawtf.data.schema import FLAGS, TARGET_COLUMN
+from pawtf.data.schema import FLAGS, GOOD_COLUMN, TARGET_COLUMN
 
-__all__ = ["BUCKET_LABELS", "FLAG_BALANCES", "MAX_FLAG_WEIGHT", "TaskStats", "bucket_edges", "bucket_of",
-           "expected_bucket"]
+__all__ = ["BUCKET_LABELS", "FLAG_BALANCES", "GOOD_COLUMN", "MAX_FLAG_WEIGHT", "TaskStats", "bucket_edges",
+           "bucket_of", "expected_bucket"]
 
 #: The buckets' labels, from the lowest scores to the highest.
 BUCKET_LABELS = ("Poor", "Average", "Great")
@@ -83,13 +83,17 @@ class TaskStats:
     flag_prevalence: tuple[float, ...]
     bucket_edges: tuple[float, float]
     majority_bucket: int
+    good_edge: float = 100.0  # the rater: a photo scored above it is good (without a Good column)
+    good_rate: float = 0.5  # the rater: the share of good photos
 
     @classmethod
-    def from_rows(cls, rows: pd.DataFrame) -> "TaskStats":
+    def from_rows(cls, rows: pd.DataFrame, good_above: float | None = None) -> "TaskStats":
         """The statistics of training `rows` (a score column, and the 12 flags where present).
 
         Args:
             rows: the training fold's rows.
+            good_above: the rater's edge (``--good-above``); None: the top tercile's edge, the buckets'
+                second edge (so a third of the training photos are good).
 
         Returns:
             The `TaskStats`; without flag columns every prevalence is 0.5.
@@ -101,7 +105,30 @@ class TaskStats:
             prevalence = (0.5,) * len(FLAGS)
         edges = bucket_edges(scores)
         majority = int(np.bincount(bucket_of(scores, edges), minlength=len(BUCKET_LABELS)).argmax())
-        return cls(float(scores.mean()), float(scores.var()) or 1.0, prevalence, edges, majority)
+        stats = cls(float(scores.mean()), float(scores.var()) or 1.0, prevalence, edges, majority,
+                    float(edges[1] if good_above is None else good_above))
+        stats.good_rate = float(stats.good_labels(rows).mean()) if len(rows) else 0.5
+        return stats
+
+    def good_labels(self, rows: pd.DataFrame) -> np.ndarray:
+        """The rater's labels of `rows` (1 good, 0 retake): the :data:`GOOD_COLUMN` where the table has
+        one, else whether the score is above :attr:`good_edge`.
+
+        >>> import pandas as pd
+        >>> stats = TaskStats.from_rows(pd.DataFrame({"Pawpularity": [10, 20, 30, 40, 50, 60]}))
+        >>> stats.good_edge, stats.good_labels(pd.DataFrame({"Pawpularity": [43, 44]})).tolist()
+        (43.33, [0, 1])
+        """
+        if GOOD_COLUMN in rows:
+            return rows[GOOD_COLUMN].to_numpy(np.int32)
+        return (rows[TARGET_COLUMN].to_numpy(float) > self.good_edge).astype(np.int32)
+
+    def good_weights(self) -> tuple[float, float]:
+        """The rater's class weights (good rows, retake rows): each class half the weight, as
+        scikit-learn's ``class_weight="balanced"`` (the study's data was 6 bad to 1 good), capped at
+        :data:`MAX_FLAG_WEIGHT`."""
+        p = min(max(self.good_rate, 0.5 / MAX_FLAG_WEIGHT), 1 - 0.5 / MAX_FLAG_WEIGHT)
+        return 0.5 / p, 0.5 / (1 - p)
 
     def flag_weights(self, balance: str) -> tuple[np.ndarray, np.ndarray]:
         """Per-flag weights of positive and negative rows.
@@ -128,4 +155,5 @@ class TaskStats:
         """The statistics as JSON values (``train_stats`` in a run's metrics)."""
         return {"score_mean": self.score_mean, "score_var": self.score_var,
                 "flag_prevalence": dict(zip(FLAGS, self.flag_prevalence)),
-                "bucket_edges": list(self.bucket_edges), "majority_bucket": self.majority_bucket}
+                "bucket_edges": list(self.bucket_edges), "majority_bucket": self.majority_bucket,
+                "good_edge": self.good_edge, "good_rate": self.good_rate}

@@ -16,7 +16,7 @@ from task_helpers import cfg_for
 
 
 def test_registry_names_every_task_and_refuses_others():
-    assert tasks.names() == ["score", "multitask", "attribute-fed", "buckets"]
+    assert tasks.names() == ["score", "multitask", "attribute-fed", "buckets", "rater"]
     assert tasks.get("buckets").name == "buckets"
     with pytest.raises(ValueError, match="unknown task 'ranking'; choose from score, multitask"):
         tasks.get("ranking")
