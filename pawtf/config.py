@@ -102,6 +102,13 @@ class ModelConfig:
     svr_gamma: float | None = None  # an absolute gamma (runs made before svr_gamma_scale); None: the above
     clip_target: tuple[float, float] | None = None  # svr/ridge: training scores clipped into [low, high]
     ridge_alpha: float | None = None  # None: chosen by leave-one-out on the training fold (RidgeCV)
+    # The rater's fc head on bank features (pawtf.selection): standardise -> PCA -> genetic selection -> a
+    # Keras fully connected classifier (head_units, dropout), as the aesthetic-rating study built it.
+    pca_variance: float | None = 0.95  # PCA keeps the components explaining this share; None: no PCA
+    ga: bool = True  # genetic feature selection (False: every column)
+    ga_max_features: int | None = None  # None: a quarter of the columns (the study kept 5,000 of ~20,000)
+    ga_population: int = 30
+    ga_generations: int = 15
 
 
 @dataclasses.dataclass

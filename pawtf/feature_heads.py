@@ -1,4 +1,5 @@
-"""Heads on feature-bank features: an RBF SVR or ridge regression (scikit-learn), served as Keras.
+"""Heads on feature-bank features: an RBF SVR or ridge regression (scikit-learn), or the photo rater's
+fully connected classifier after PCA and a genetic feature selection, served as Keras.
 
 The PetFinder Pawpularity winners fed pooled features and ImageNet logits of pretrained backbones to an
 SVR. Here a run with ``--head svr`` or ``--head ridge`` takes the features its ``--features`` name from
@@ -10,6 +11,13 @@ ops (:class:`pawtf.models.layers.KernelRegression` for the SVR, a ``Dense`` for 
 clipped to 0-100. So ``pawtf export`` writes a TF Serving SavedModel with no Python in it, and predict,
 rank and explain take the run as any other. All the run's backbones read the photo at one size: the
 largest of their own (or ``--image-size``).
+
+``--head fc`` (the rater, ``--task rater``) is the aesthetic-rating study's pipeline: the features
+(by default Lite0's multi-level features and technical measures joined with Lite2's pooled features,
+:data:`RATER_FEATURES`) go through the stages of `pawtf.selection` (standardise, PCA, genetic
+selection, fitted on the training fold) into a Keras classifier (Dense, Dropout, the ``good`` sigmoid)
+trained on them with the classes weighed to balance; the served model is image -> backbones ->
+stages -> classifier, one Keras model.
 
 Example:
 
@@ -31,14 +39,17 @@ from pawtf import tasks
 from pawtf.config import RunConfig
 from pawtf.features import FeatureBank, FeatureSpec, feature_model
 
-__all__ = ["DEFAULT_BANK", "FEATURE_HEADS", "HEADS", "FittedHead", "check_config", "design", "feature_specs",
+__all__ = ["DEFAULT_BANK", "FEATURE_HEADS", "HEADS", "RATER_FEATURES", "FittedHead", "check_config", "design", "feature_specs",
            "fit_feature_head", "fit_head", "head_model", "head_output", "resolve", "serving_model"]
 
 logger = logging.getLogger(__name__)
 
 #: Every head: ``nn`` is the Keras head trained on images; the others stand on bank features.
-HEADS = ("nn", "svr", "ridge")
-FEATURE_HEADS = ("svr", "ridge")
+HEADS = ("nn", "svr", "ridge", "fc")
+FEATURE_HEADS = ("svr", "ridge", "fc")
+#: The rater's features unless --features says otherwise: the study's multi-level CNN features (Lite0),
+#: technical measures, and a larger backbone's pooled features (Lite2, the EfficientNetB7 analogue).
+RATER_FEATURES = "efficientnet_lite0:multilevel,efficientnet_lite0:technical,efficientnet_lite2:pooled"
 #: The feature bank a training run reads and fills unless told (relative to the working folder).
 DEFAULT_BANK = "feature_bank"
 
@@ -46,7 +57,8 @@ DEFAULT_BANK = "feature_bank"
 def feature_specs(cfg: RunConfig) -> list[FeatureSpec]:
     """The bank specs of `cfg`'s features, all at the run's one image size."""
     m = cfg.model
-    specs = FeatureSpec.parse_list(m.features or f"{m.backbone}:pooled", weights=m.weights or "none",
+    default = RATER_FEATURES if m.head == "fc" else f"{m.backbone}:pooled"
+    specs = FeatureSpec.parse_list(m.features or default, weights=m.weights or "none",
                                    seed=cfg.train.seed)
     size = m.image_size or max(s.image_size for s in specs)
     return [dataclasses.replace(s, image_size=size) for s in specs]
@@ -62,9 +74,12 @@ def check_config(cfg: RunConfig) -> None:
             raise ValueError(f"{'--features' if m.features else '--clip-target'} is for the feature heads "
                              "(--head svr or ridge); the nn head trains on the photos through --backbone")
         return
-    if m.task != "score":
+    if m.head == "fc" and m.task != "rater":
+        raise ValueError(f"--head fc is the photo rater's classifier (--task rater); --task {m.task} trains "
+                         "with --head nn" + (", svr or ridge" if m.task == "score" else ""))
+    if m.head != "fc" and m.task != "score":
         raise ValueError(f"--head {m.head} predicts the score (--task score); --task {m.task} trains "
-                         "with --head nn")
+                         "with --head nn" + (" or fc" if m.task == "rater" else ""))
     if m.unfreeze:
         raise ValueError(f"--head {m.head} stands on frozen features; --unfreeze {m.unfreeze} is for "
                          "--head nn")
@@ -74,6 +89,10 @@ def check_config(cfg: RunConfig) -> None:
         raise ValueError(f"--clip-target needs 0 <= LOW < HIGH <= 100, got {m.clip_target[0]}:{m.clip_target[1]}")
     if m.ridge_alpha is not None and m.ridge_alpha <= 0:
         raise ValueError("--ridge-alpha must be > 0")
+    if m.pca_variance is not None and not 0 < m.pca_variance <= 1:
+        raise ValueError(f"--pca-variance {m.pca_variance:g}: needs a share of the variance in (0, 1]")
+    if m.ga_population < 2:
+        raise ValueError("--ga-population must be at least 2")
     feature_specs(cfg)  # names and levels
 
 
@@ -195,6 +214,12 @@ def fit_feature_head(cfg: RunConfig, run, data, *, bank_dir: str | Path = DEFAUL
     specs, with_metadata = feature_specs(cfg), task.takes_metadata(m)
     bank = FeatureBank(bank_dir, batch_size=cfg.train.batch_size, progress=verbose != 0)
     fitted: dict = run.fitted()
+    if m.head == "fc":
+        if not (fitted and run.has_model):
+            fitted = _fit_rater_head(cfg, run, data, bank, specs, stats, verbose)
+        metrics = evaluate_model(run.load_model(), cfg, data, stats)
+        metrics.update({"head": m.head, "features": m.features, **fitted, "feature_bank": str(bank_dir)})
+        return metrics
     if not (fitted and run.has_model):
         x_train = design(bank, specs, data.train, with_metadata)
         x_val = design(bank, specs, data.val, with_metadata)
@@ -214,9 +239,10 @@ def fit_feature_head(cfg: RunConfig, run, data, *, bank_dir: str | Path = DEFAUL
     return metrics
 
 
-def serving_model(cfg: RunConfig, specs, fitted: FittedHead, with_metadata: bool):
+def serving_model(cfg: RunConfig, specs, fitted: FittedHead | None, with_metadata: bool, top=None):
     """The fitted head as one Keras model: ``image`` (0-255, the run's size) and, with metadata,
-    ``metadata`` -> ``pawpularity`` (0-100).
+    ``metadata`` -> ``pawpularity`` (0-100); with `top` (a function of the feature tensor), its output
+    instead (the rater's stages and classifier).
 
     The first backbone's layers sit in the model itself (its image input is the model's), so its
     ``backbone_features`` layer is there for Grad-CAM as in any pawtf model; further backbones are
@@ -240,4 +266,49 @@ def serving_model(cfg: RunConfig, specs, fitted: FittedHead, with_metadata: bool
         parts.append(metadata)
         inputs.append(metadata)
     x = keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
-    return keras.Model(inputs, head_output(x, fitted), name=f"pawpularity_{cfg.model.head}")
+    return keras.Model(inputs, head_output(x, fitted) if top is None else top(x), name=f"pawpularity_{cfg.model.head}")
+
+
+def _fit_rater_head(cfg: RunConfig, run, data, bank: FeatureBank, specs, stats, verbose) -> dict:
+    """``--head fc``: the stages fitted to the training rows' features and labels, the classifier trained
+    on what they keep (early stopping on the validation rows, as every pawtf fit), the whole saved as one
+    Keras model; returns what the run records of the fit."""
+    import keras
+
+    from pawtf.selection import fit_stages
+    from pawtf.tasks.outputs import GOOD_OUTPUT
+    from pawtf.tasks.rater import GOOD_LOGIT
+    from pawtf.train import compile_model, schedule_callbacks
+
+    m, t = cfg.model, cfg.train
+    x_train, x_val = design(bank, specs, data.train, False), design(bank, specs, data.val, False)
+    y_train, y_val = stats.good_labels(data.train), stats.good_labels(data.val)
+    start = time.perf_counter()
+    stages = fit_stages(x_train, y_train, pca_variance=m.pca_variance, ga=m.ga, max_features=m.ga_max_features,
+                        population=m.ga_population, generations=m.ga_generations, seed=t.seed,
+                        progress=verbose != 0)
+    z_train, z_val = stages.transform(x_train), stages.transform(x_val)
+    keras.utils.set_random_seed(t.seed)
+    classifier = [keras.layers.Dropout(m.dropout, name="fc_dropout_in"),
+                  keras.layers.Dense(m.head_units, activation="relu", name="fc"),
+                  keras.layers.Dropout(m.dropout, name="fc_dropout"),
+                  keras.layers.Dense(1, name=GOOD_LOGIT),
+                  keras.layers.Activation("sigmoid", name=GOOD_OUTPUT, dtype="float32")]
+
+    def top(x):
+        for layer in classifier:
+            x = layer(x)
+        return x
+
+    selected = keras.Input((stages.n_out,), name="selected_features")
+    head = compile_model(keras.Model(selected, top(selected), name="rater_classifier"), cfg, stats)
+    head.fit(z_train.astype("float32"), y_train.astype("float32").reshape(-1, 1), batch_size=t.batch_size,
+             epochs=t.epochs, validation_data=(z_val.astype("float32"), y_val.astype("float32").reshape(-1, 1)),
+             callbacks=schedule_callbacks(t, "val_loss"), verbose=0)
+    seconds = time.perf_counter() - start
+    run.save_model(serving_model(cfg, specs, None, False, top=lambda x: top(stages.layers(x))))
+    fitted = {"fit_seconds": round(seconds, 2), **stages.report}
+    run.write_fitted(fitted)
+    logger.info("rater: %d features -> %d after the stages; classifier trained in %.1f s", x_train.shape[1],
+                stages.n_out, seconds)
+    return fitted

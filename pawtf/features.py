@@ -17,6 +17,9 @@ Levels:
 - ``logits``: the 1,000 outputs of the backbone's ImageNet classifier before its softmax (the PetFinder
   1st place found them better than inner embeddings). Backbones whose classifier the registry knows,
   with ImageNet weights.
+- ``technical``: the photo's technical measures (`pawtf.quality.technical`: sharpness, exposure,
+  contrast, noise, JPEG blockiness, colourfulness...) on the image as the model sees it; the backbone
+  only names the pass (and the size) they are computed in.
 
 Storage: one folder per spec key, holding ``part-*.npz`` files (``hashes``, ``features``) written
 atomically every few hundred photos; a killed extraction resumes from its last part, and concurrent
@@ -52,7 +55,7 @@ __all__ = ["LEVELS", "FeatureBank", "FeatureSpec", "feature_model", "photo_hash"
 logger = logging.getLogger(__name__)
 
 #: The feature levels a bank computes (see the module docstring).
-LEVELS = ("pooled", "multilevel", "logits")
+LEVELS = ("pooled", "multilevel", "logits", "technical")
 
 _PART_PHOTOS = 256  # photos per part file: what a kill can lose at most
 _MERGE_PARTS = 32  # more parts than this in a folder are merged into one when read
@@ -289,6 +292,10 @@ def feature_model(spec: FeatureSpec, levels: Sequence[str], name: str = "feature
         head = keras.layers.Dense(len(bias), name="imagenet_logits")
         outputs["logits"] = head(pooled)
         head.set_weights([kernel, bias])
+    if "technical" in levels:
+        from pawtf.quality.technical import TechnicalMeasures
+
+        outputs["technical"] = TechnicalMeasures(name="technical")(model.get_layer(IMAGE_INPUT).output)
     return keras.Model(model.get_layer(IMAGE_INPUT).output, outputs, name=name)
 
 

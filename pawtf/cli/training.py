@@ -49,10 +49,11 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                    help="one of: " + ", ".join(backbones.names()) + " (default: %(default)s)")
     p.add_argument("--weights", type=weights_arg, default=MODEL.weights,
                    help="imagenet, none, or a weights file (default: %(default)s)")
-    p.add_argument("--head", choices=["nn", "svr", "ridge"], default=MODEL.head,
+    p.add_argument("--head", choices=["nn", "svr", "ridge", "fc"], default=MODEL.head,
                    help="nn: a Keras head trained on the photos; svr (RBF) or ridge: scikit-learn on "
-                        "feature-bank features (--features), fitted in seconds once the bank holds them "
-                        "(default: %(default)s)")
+                        "feature-bank features (--features), fitted in seconds once the bank holds them; "
+                        "fc (--task rater): the rating study's PCA -> genetic selection -> classifier on "
+                        "bank features (default: %(default)s)")
     p.add_argument("--features", default=MODEL.features, metavar="BACKBONE:LEVEL,...",
                    help="svr/ridge: the features, e.g. efficientnet_lite0:pooled,efficientnet_lite2:logits; "
                         "levels pooled, multilevel, logits (default: <--backbone>:pooled)")
@@ -71,6 +72,18 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                         "Pawpularity winners tried for the long tail at 100 (default: no clipping)")
     p.add_argument("--ridge-alpha", type=float, default=MODEL.ridge_alpha,
                    help="ridge: alpha (default: chosen by leave-one-out on the training fold)")
+    p.add_argument("--pca-variance", type=float, default=MODEL.pca_variance, metavar="SHARE",
+                   help="fc: PCA keeps the components explaining this share of the variance (default: "
+                        "%(default)s)")
+    p.add_argument("--no-pca", action="store_true", help="fc: no PCA (measure what it does)")
+    p.add_argument("--no-ga", action="store_true", help="fc: no genetic feature selection: every column")
+    p.add_argument("--ga-max-features", type=positive_int, default=MODEL.ga_max_features, metavar="N",
+                   help="fc: the genetic selection keeps at most N columns (default: a quarter of them, as "
+                        "the study kept 5,000 of about 20,000)")
+    p.add_argument("--ga-population", type=positive_int, default=MODEL.ga_population,
+                   help="fc: feature subsets per generation (default: %(default)s)")
+    p.add_argument("--ga-generations", type=positive_int, default=MODEL.ga_generations,
+                   help="fc: generations of the genetic selection (default: %(default)s)")
     p.add_argument("--unfreeze", type=int, default=MODEL.unfreeze,
                    help="train the last N backbone layers, -1 for all; BatchNorm stays frozen "
                         "(default: %(default)s)")
@@ -125,6 +138,9 @@ def run_config(args) -> RunConfig:
     m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
     m.head, m.features, m.svr_c, m.svr_epsilon = args.head, args.features, args.svr_c, args.svr_epsilon
     m.svr_gamma_scale, m.ridge_alpha, m.clip_target = args.svr_gamma, args.ridge_alpha, args.clip_target
+    m.pca_variance = None if args.no_pca else args.pca_variance
+    m.ga, m.ga_max_features = not args.no_ga, args.ga_max_features
+    m.ga_population, m.ga_generations = args.ga_population, args.ga_generations
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = args.epochs, args.batch_size, args.lr, args.seed
     t.oof_folds, t.strategy, t.precision = args.oof_folds, args.strategy, args.precision

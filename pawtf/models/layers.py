@@ -3,7 +3,8 @@
 :class:`Preprocess` maps raw 0-255 RGB pixels to what a backbone expects, inside the model, so a saved
 or exported model takes plain pixels whatever its backbone (`pawtf.models.backbones` says which mode
 each backbone needs). :class:`KernelRegression` is a fitted RBF-kernel regression (scikit-learn's SVR)
-as Keras ops, so an SVR head serves in TF Serving with no Python.
+as Keras ops, so an SVR head serves in TF Serving with no Python. :class:`SelectFeatures` keeps the
+columns a feature selection chose (the rater's genetic selection).
 
 >>> import numpy as np
 >>> Preprocess("tf")(np.array([[0.0, 255.0]])).numpy().tolist()
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["CAFFE_MEAN_BGR", "IMAGENET_MEAN", "IMAGENET_STD", "KernelRegression", "Preprocess"]
+__all__ = ["CAFFE_MEAN_BGR", "IMAGENET_MEAN", "IMAGENET_STD", "KernelRegression", "Preprocess", "SelectFeatures"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -95,3 +96,26 @@ class KernelRegression(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "n_support": self.n_support, "gamma": self.gamma}
+
+
+@keras.saving.register_keras_serializable(package="pawtf")
+class SelectFeatures(keras.layers.Layer):
+    """The columns `indices` of a feature tensor [batch, n], in that order (a fitted feature selection).
+
+    >>> import numpy as np
+    >>> SelectFeatures([2, 0])(np.array([[1.0, 2.0, 3.0]], "float32")).numpy().tolist()
+    [[3.0, 1.0]]
+    """
+
+    def __init__(self, indices, **kwargs):
+        super().__init__(**kwargs)
+        self.indices = [int(i) for i in indices]
+
+    def call(self, x):
+        return keras.ops.take(x, keras.ops.convert_to_tensor(self.indices, dtype="int32"), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], len(self.indices))
+
+    def get_config(self):
+        return {**super().get_config(), "indices": self.indices}
