@@ -96,7 +96,7 @@ def test_skip_bad_is_advised_where_it_exists_and_its_report_is_printed(tmp_path,
 
 
 @pytest.mark.parametrize("command", ["", "train", "cv", "predict", "rank", "crop", "explain", "export",
-                                     "baseline", "analyze-metadata", "demo-data", "app"])
+                                     "baseline", "analyze-metadata", "demo-data", "app", "sensitivity", "distill"])
 def test_help_needs_neither_tensorflow_nor_pandas(command):
     """`pawtf --help` and `pawtf CMD --help` answer at once: building their parser loads no TensorFlow,
     Keras or pandas (measured: about 0.1 s on an idle 2-core machine, against ~20 s when they loaded)."""

@@ -67,9 +67,10 @@ class Parser(argparse.ArgumentParser):
 # One entry per subcommand (its name in SUMMARIES): a function adding its parser, which sets `func`.
 SUBCOMMANDS = {"demo-data": training.add_demo_data, "train": training.add_train, "cv": training.add_cv,
                "baseline": training.add_baseline, "export": scoring.add_export, "predict": scoring.add_predict,
-               "rank": scoring.add_rank, "crop": scoring.add_crop, "explain": explaining.add_explain,
+               "rank": scoring.add_rank, "crop": scoring.add_crop,
+               "sensitivity": scoring.add_sensitivity, "explain": explaining.add_explain,
                "analyze-metadata": training.add_analyze_metadata, "features": features.add_features,
-               "dedupe": features.add_dedupe, "ensemble": training.add_ensemble,
+               "dedupe": features.add_dedupe, "ensemble": training.add_ensemble, "distill": training.add_distill,
                "app": serving.add_app}
 
 #: Commands that never load TensorFlow.

@@ -1,13 +1,14 @@
-"""The commands that use a trained model: export, predict, rank, crop."""
+"""The commands that use a trained model: export, predict, rank, crop, sensitivity."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
 from pawtf.cli.options import SAVED_MODELS, SUMMARIES, add_model_options, positive_int, scorer_for, shard_arg
 
-__all__ = ["add_crop", "add_export", "add_predict", "add_rank"]
+__all__ = ["add_crop", "add_export", "add_predict", "add_rank", "add_sensitivity"]
 
 
 def cmd_export(args) -> None:
@@ -95,6 +96,34 @@ def cmd_crop(args) -> None:
         raise SystemExit(1)
 
 
+def cmd_sensitivity(args) -> None:
+    from pawtf.predict import Score, summary
+    from pawtf.sensitivity import sensitivity_report
+
+    report = sensitivity_report(scorer_for(args.model), args.photos, args.out, args.metadata,
+                                transforms=args.transforms, batch_size=args.batch_size, progress=not args.quiet)
+    print(report.text())
+    photos = [Score(path) for path in dict.fromkeys(report.table["path"]) if path not in report.errors]
+    photos += [Score(path, error=error) for path, error in report.errors.items()]
+    print(f"{summary(photos)}\nper photo: {report.table_csv}; summary: {report.summary_csv}; plot: {report.plot}",
+          file=sys.stderr)
+    if report.errors:
+        raise SystemExit(1)
+
+
+def _transforms(text: str) -> list[str]:
+    """``"flip,darker"`` -> ["flip", "darker"], each checked against `pawtf.sensitivity.TRANSFORMS`."""
+    from pawtf.sensitivity import get_transform
+
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one transform")
+    try:
+        return [get_transform(name).name for name in names]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_export(sub) -> None:
     from pawtf.data.images import DEFAULT_MAX_PIXELS
 
@@ -170,3 +199,20 @@ def add_crop(sub) -> None:
                    help="also write <stem>-<hash>_crops.png: the photo with the pet's box and every "
                         "candidate box, and a legend of their scores")
     p.set_defaults(func=cmd_crop)
+
+
+def add_sensitivity(sub) -> None:
+    from pawtf.sensitivity import DEFAULT_BATCH_SIZE, DEFAULT_OUT, TRANSFORMS
+
+    p = sub.add_parser("sensitivity", help=SUMMARIES["sensitivity"], description=SUMMARIES["sensitivity"]
+                       + ". Transforms: " + "; ".join(f"{t.name}: {t.description}" for t in TRANSFORMS) + ".")
+    add_model_options(p)
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                   help="writes DIR/sensitivity.csv (per photo x transform x output), DIR/summary.csv (per "
+                        "transform) and DIR/sensitivity.png (default: %(default)s)")
+    p.add_argument("--transforms", type=_transforms, default=[t.name for t in TRANSFORMS], metavar="T1,T2,...",
+                   help="which transforms, comma-separated (default: all)")
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
+                   help="photos per forward pass, each with all its transforms (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sensitivity)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import os
 
 from pawtf import tasks
@@ -292,3 +293,46 @@ def add_analyze_metadata(sub) -> None:
     p.add_argument("--seed", type=int, default=TRAIN.seed, help="fold seed (default: %(default)s)")
     p.add_argument("--skip-bad", action="store_true", help="drop bad rows with a report instead of failing")
     p.set_defaults(func=cmd_analyze_metadata)
+
+
+def cmd_distill(args) -> None:
+    from pawtf.distill import distill
+
+    print(f"pawtf distill: teacher {args.teacher}; student {args.backbone} at {args.image_size} px -> {args.out}",
+          file=sys.stderr)
+    try:
+        metrics = distill(args.teacher, args.data, args.out, backbone=args.backbone, image_size=args.image_size,
+                          epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+                          val_share=args.val_share, seed=args.seed, overwrite=args.overwrite,
+                          verbose=0 if args.quiet else "auto", progress=not args.quiet)
+    except ValueError as err:
+        raise SystemExit(f"pawtf: error: {err}")
+    print(json.dumps(metrics))
+    print(f"pawtf distill: the student is in {args.out} (pawtf export / predict / app take it)", file=sys.stderr)
+
+
+def add_distill(sub) -> None:
+    from pawtf import distill
+    from pawtf.models import backbones
+
+    p = sub.add_parser("distill", help=SUMMARIES["distill"], description=SUMMARIES["distill"] + (
+        ": the teacher (a run folder or an export predicting the score or the rater's probability) scores "
+        "the photos once; a smaller end-to-end student learns its outputs; a data folder's labels, where "
+        "given, measure both on the held-out photos"))
+    p.add_argument("--teacher", required=True, metavar="RUN_OR_SAVEDMODEL", help="the model to imitate")
+    p.add_argument("--data", required=True, nargs="+", metavar="DIR_OR_PHOTOS",
+                   help="photos or folders of photos (unlabelled is fine), or a data folder with train.csv")
+    p.add_argument("--out", required=True, help="the student's run folder (resumed if it holds a killed one)")
+    p.add_argument("--backbone", default=distill.DEFAULT_BACKBONE, choices=backbones.names(), metavar="NAME",
+                   help="the student's backbone (default: %(default)s)")
+    p.add_argument("--image-size", type=positive_int, default=distill.DEFAULT_SIZE,
+                   help="the student's image side in px (default: %(default)s)")
+    p.add_argument("--epochs", type=positive_int, default=8, help="(default: %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=TRAIN.batch_size, help="(default: %(default)s)")
+    p.add_argument("--lr", type=float, default=TRAIN.learning_rate, help="(default: %(default)s)")
+    p.add_argument("--val-share", type=float, default=0.2,
+                   help="photos held out to pick the best epoch and measure the student (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=TRAIN.seed, help="(default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="discard a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_distill)

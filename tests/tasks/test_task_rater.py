@@ -127,6 +127,20 @@ def test_a_rater_serves_probability_and_verdict_and_predict_shows_them(rater_run
     assert [s.rank_value for s in ranked] == sorted((s.rank_value for s in ranked), reverse=True)
 
 
+def test_a_rater_distils_into_a_student_that_keeps_its_decision(rater_run, tiny_demo, tmp_path):
+    from pawtf.distill import distill
+    from pawtf.runs import load_run
+
+    metrics = distill(rater_run, [tiny_demo], tmp_path / "student", image_size=48, epochs=1, batch_size=16,
+                      verbose=0, progress=False)
+    assert metrics["task"] == metrics["teacher_task"] == "rater"
+    assert 0 <= metrics["agreement"] <= 1 and metrics["mean_abs_difference"] < 1
+    teacher = json.loads((rater_run / "metrics.json").read_text())
+    assert metrics["good_edge"] == teacher["good_edge"]  # the labels are the teacher's
+    assert "good_auc" in metrics and "teacher_good_auc" in metrics
+    assert load_run(tmp_path / "student").task.name == "rater"
+
+
 def test_the_command_line_takes_the_rater_and_its_edge(tmp_path):
     from pawtf.cli import build_parser
     from pawtf.cli.training import run_config as config_from_args
