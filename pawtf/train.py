@@ -83,6 +83,9 @@ def load_table(cfg: RunConfig, progress: bool = True,
     """
     table, problems = load_folder(cfg.data.data_dir, split="train", skip_bad=cfg.data.skip_bad,
                                   progress=progress)
+    if table.attrs.get("labelled_by_folders") and tasks.get(cfg.model.task).needs_scores:
+        raise ValueError(f"{cfg.data.data_dir} labels its photos good/bad by folder and has no scores: it trains "
+                         "--task rater only (a train.csv with Pawpularity trains the other tasks)")
     if problems:
         logger.warning(format_report(problems, total=table.attrs.get("rows_read")))
     table = table.reset_index(drop=True)
@@ -355,6 +358,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     feature_heads.check_config(cfg)
     check_strategy(cfg.train.strategy, cfg.train.precision)
     cfg = feature_heads.resolve(cfg)  # the folder records the feature head's image size and features
+    cfg = task.resolve(cfg)
     run = RunFolder(out_dir)
     run.check(cfg, overwrite=overwrite)
     table = load_table(cfg, progress=verbose != 0, feature_bank=feature_bank) if table is None else table
@@ -383,7 +387,7 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
     task.check_config(cfg)
     feature_heads.check_config(cfg)
     check_strategy(cfg.train.strategy, cfg.train.precision)
-    cfg = feature_heads.resolve(cfg)
+    cfg = task.resolve(feature_heads.resolve(cfg))
     table = load_table(cfg, progress=verbose != 0, feature_bank=feature_bank)
     results = []
     for k in range(cfg.data.folds):

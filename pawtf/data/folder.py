@@ -7,6 +7,17 @@ The layout (the real competition data and our generated demo data alike)::
     ROOT/test.csv         optional: same columns without Pawpularity
     ROOT/test/<Id>.jpg
 
+or, for the photo rater (``--task rater``) only, photos labelled by the folder they are in
+(``keras.utils.image_dataset_from_directory``'s layout)::
+
+    ROOT/good/...         photos good enough to use (searched recursively)
+    ROOT/bad/...          photos to retake
+
+A folder-labelled table has ``Good`` (1 for good/, 0 for bad/), Ids ``good-<stem>`` / ``bad-<stem>``, no
+flags (all 0) and, in place of the missing scores, 100 for good and 0 for bad, so the folds are
+stratified by class (``df.attrs["labelled_by_folders"]`` says so; only a task that needs no scores trains
+on it).
+
 :func:`load_folder` validates the CSV with :func:`pawtf.data.schema.read_table`,
 finds each row's image, decodes every image (in threads) and reports all
 problems together, each naming the CSV line, the Id and the image path::
@@ -31,13 +42,15 @@ from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, check_image
 from pawtf.data.photos import PHOTO_EXTENSIONS
 from pawtf.data.schema import ID_COLUMN, LINE_COLUMN, DataError, Problem, read_table
 
-__all__ = ["PATH_COLUMN", "SPLITS", "count_rows", "describe", "format_report", "load_folder"]
+__all__ = ["LABEL_FOLDERS", "PATH_COLUMN", "SPLITS", "count_rows", "describe", "format_report", "load_folder"]
 
 logger = logging.getLogger(__name__)
 
 #: Column added by :func:`load_folder`: the absolute path of the row's image.
 PATH_COLUMN = "path"
 SPLITS = ("train", "test")
+#: The folders of a folder-labelled data set, and the Good label of their photos.
+LABEL_FOLDERS = {"good": 1, "bad": 0}
 
 
 def _default_workers() -> int:
@@ -58,6 +71,65 @@ def _index_images(image_dir: Path) -> dict[str, str]:
             if stem not in found or r < found[stem][0]:
                 found[stem] = (r, entry.name)
     return {stem: fname for stem, (_, fname) in found.items()}
+
+
+def _check_images(paths: list, max_pixels: int, workers: int | None, progress: bool, what: str) -> dict[int, str]:
+    """Decode every image (in threads); the problem of each bad one by its index in `paths`."""
+
+    def check(i: int) -> tuple[int, str | None]:
+        try:
+            check_image(paths[i], max_pixels=max_pixels)
+        except ImageError as e:
+            return i, f"image {e}"
+        return i, None
+
+    found: dict[int, str] = {}
+    with ThreadPoolExecutor(max_workers=workers or _default_workers()) as pool, tqdm(
+        total=len(paths), desc=f"checking {what} images", unit="img", disable=not progress, leave=False,
+    ) as bar:
+        for i, message in pool.map(check, range(len(paths)), chunksize=1):
+            bar.update(1)
+            if message is not None:
+                found[i] = message
+    return found
+
+
+def _load_label_folders(root: Path, skip_bad: bool, check_images: bool, max_pixels: int, workers: int | None,
+                        progress: bool) -> tuple[pd.DataFrame, list[Problem]]:
+    """The table of a folder-labelled data set (see the module docstring)."""
+    import numpy as np
+
+    from pawtf.data.photos import find_photos
+    from pawtf.data.schema import FLAGS, GOOD_COLUMN, TARGET_COLUMN
+
+    rows, problems, seen = [], [], {}
+    for folder, label in LABEL_FOLDERS.items():
+        photos, missing = find_photos([root / folder])
+        for where, why in missing.items():
+            problems.append(Problem(where, None, None, why))
+        for photo in photos:
+            rid = f"{folder}-{photo.stem}"
+            if rid in seen:
+                problems.append(Problem(str(photo), None, rid, f"another photo has the same name: {seen[rid]}"))
+                continue
+            seen[rid] = str(photo)
+            rows.append((rid, label, str(photo)))
+    if check_images:
+        for i, message in _check_images([r[2] for r in rows], max_pixels, workers, progress, "labelled").items():
+            problems.append(Problem(rows[i][2], None, rows[i][0], message))
+    if problems and not skip_bad:
+        raise DataError(problems)
+    bad_files = {p.file for p in problems}
+    rows = [r for r in rows if r[2] not in bad_files]
+    if not rows:
+        raise DataError(problems, header=f"{root}: no usable photo under good/ and bad/:")
+    good = np.array([r[1] for r in rows], np.int8)
+    df = pd.DataFrame({ID_COLUMN: [r[0] for r in rows], **{f: np.zeros(len(rows), np.int8) for f in FLAGS},
+                       TARGET_COLUMN: good.astype(np.float32) * 100, GOOD_COLUMN: good, LINE_COLUMN: 0,
+                       PATH_COLUMN: [r[2] for r in rows]})
+    df.attrs.update(image_dir=str(root), rows_read=len(rows) + len({p.file for p in problems if p.id}),
+                    labelled_by_folders=True)
+    return df, problems
 
 
 def describe(root: str | Path) -> dict:
@@ -139,6 +211,8 @@ def load_folder(
     root = root.resolve()
     csv_path = root / f"{split}.csv"
     image_dir = root / split
+    if split == "train" and not csv_path.is_file() and all((root / f).is_dir() for f in LABEL_FOLDERS):
+        return _load_label_folders(root, skip_bad, check_images, max_pixels, workers, progress)
     if not csv_path.is_file():
         raise DataError([Problem(str(csv_path), None, None, f"missing; {layout}")])
     if not image_dir.is_dir():
@@ -170,24 +244,9 @@ def load_folder(
 
     if check_images:
         todo = [i for i in range(len(ids)) if i not in bad]
-
-        def check(i: int) -> tuple[int, str | None]:
-            try:
-                check_image(paths[i], max_pixels=max_pixels)
-            except ImageError as e:
-                return i, f"image {e}"
-            return i, None
-
-        n_workers = workers or _default_workers()
-        with ThreadPoolExecutor(max_workers=n_workers) as pool, tqdm(
-            total=len(todo), desc=f"checking {split} images", unit="img",
-            disable=not progress, leave=False,
-        ) as bar:
-            for i, message in pool.map(check, todo, chunksize=1):
-                bar.update(1)
-                if message is not None:
-                    bad.add(i)
-                    image_problems.append(Problem(csv_name, lines[i], ids[i], message))
+        for i, message in _check_images([paths[i] for i in todo], max_pixels, workers, progress, split).items():
+            bad.add(todo[i])
+            image_problems.append(Problem(csv_name, lines[todo[i]], ids[todo[i]], message))
 
     problems = sorted(problems + image_problems, key=lambda p: (p.line or 0))
     if problems and not skip_bad:

@@ -83,6 +83,8 @@ class Task:
     #: What a search optimises; None where the task cannot be searched (`not_searchable` says why).
     objective: ClassVar[Objective | None] = None
     not_searchable: ClassVar[str] = ""
+    #: Whether training needs the photos' scores (False: a data set labelled good/bad by folders will do).
+    needs_scores: ClassVar[bool] = True
 
     # ------------------------------------------------------------------------------------ settings
     def check_config(self, cfg) -> None:
@@ -97,6 +99,11 @@ class Task:
         if cfg.model.flag_balance not in FLAG_BALANCES:
             raise ValueError(f"unknown flag_balance {cfg.model.flag_balance!r}; expected 'balanced' or "
                              "'none'")
+
+    def resolve(self, cfg):
+        """`cfg` as this task trains it, its settings spelt out for the run folder to record (most tasks
+        change nothing)."""
+        return cfg
 
     def takes_metadata(self, cfg) -> bool:
         """Whether the model has a ``metadata`` input (cfg: a `pawtf.config.ModelConfig`)."""

@@ -73,6 +73,22 @@ class Rater(Task):
     bare_output = True
     monitor = "val_loss"
     objective = Objective("val_auc", "max", ("val_auc",), "good_auc", "baseline_good_auc", "majority class")
+    needs_scores = False
+
+    def resolve(self, cfg):
+        """No score-based oversampling: its blurred copies would teach the rater that blur is fine (the
+        classes are weighed in the loss instead)."""
+        if not cfg.data.oversample:
+            return cfg
+        import dataclasses
+
+        from pawtf.config import RunConfig
+
+        logger.info("rater: trained without the score-based oversampling (its blurred copies would teach that "
+                    "blur is fine); the classes are weighed in the loss instead")
+        out = RunConfig.from_dict(cfg.to_dict())
+        out.data = dataclasses.replace(out.data, oversample=[])
+        return out
 
     def check_config(self, cfg) -> None:
         super().check_config(cfg)

@@ -153,3 +153,34 @@ def test_the_command_line_takes_the_rater_and_its_edge(tmp_path):
                                              "--good-above", "100"])
     with pytest.raises(SystemExit, match="--good-above 100"):
         config_from_args(args)
+
+
+def test_photos_labelled_by_folders_train_a_rater_and_nothing_else(tiny_demo, tmp_path):
+    import shutil
+
+    from pawtf.data.folder import load_folder
+    from pawtf.train import train
+
+    photos = sorted((tiny_demo / "train").glob("*.jpg"))
+    root = tmp_path / "labelled"
+    for folder, chosen in (("good", photos[:12]), ("bad", photos[12:40])):
+        (root / folder / "sub").mkdir(parents=True)
+        for p in chosen:
+            shutil.copy(p, root / folder / "sub" / p.name)  # nested folders are searched too
+    (root / "bad" / "broken.jpg").write_bytes(b"not a photo")
+    with pytest.raises(DataError, match="broken.jpg"):
+        load_folder(root, progress=False)
+    table, problems = load_folder(root, skip_bad=True, progress=False)
+    assert len(table) == 40 and len(problems) == 1
+    assert table[GOOD_COLUMN].sum() == 12 and table["Id"].str.startswith("good-").sum() == 12
+    cfg = run_cfg(root, "score")
+    cfg.data.skip_bad = True
+    with pytest.raises(ValueError, match="labels its photos good/bad by folder.*--task rater only"):
+        train(cfg, tmp_path / "score", verbose=0)
+    cfg = run_cfg(root, "rater")
+    cfg.data.skip_bad = True
+    metrics = train(cfg, tmp_path / "rater", verbose=0)
+    assert metrics["good_rate_val"] is not None and np.sum(metrics["good_confusion"]) == metrics["n_val"]
+    saved = RunFolder(tmp_path / "rater").config()
+    assert saved.data.oversample == []  # no blurred copies for a rater
+    assert metrics["n_train_oversampled"] == metrics["n_train"]
