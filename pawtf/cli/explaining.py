@@ -20,7 +20,8 @@ def cmd_explain(args) -> None:
         config = ExplainConfig(
             methods=parse_methods(args.methods), seed=args.seed, rise_masks=args.rise_masks,
             rise_grid=args.rise_grid, rise_weighting=args.rise_weighting, rise_center=not args.rise_no_center,
-            rise_tol=args.rise_tol, scores=not args.no_scores, auc_step=args.auc_step,
+            rise_tol=args.rise_tol, shap_evals=args.shap_evals, lime_samples=args.lime_samples,
+            scores=not args.no_scores, auc_step=args.auc_step,
             batch_size=args.batch_size, group_by_score=args.group_by_score, group_size=args.group_size)
         summary = explain_files(args.model, args.images, config, out=args.out, target=args.target,
                                 metadata=args.metadata, masks_dir=args.masks, progress=not args.quiet)
@@ -47,7 +48,8 @@ def add_explain(sub) -> None:
                    "explaining (default: the Kaggle-layout CSV beside the photos' folder, else all 0)")
     p.add_argument("--methods", default=",".join(EXPLAIN.methods),
                    help="comma-separated, from: " + ", ".join(METHOD_NAMES) + f"; or {ALL} for every method "
-                   "(slow on a CPU: SmoothGrad takes about 10 s a photo, RISE a minute or more) "
+                   "(slow on a CPU: SmoothGrad takes about 10 s a photo, SHAP and LIME about 4 s each, RISE a "
+                   "minute or more) "
                    "(default: %(default)s, a few seconds a photo)")
     p.add_argument("--target", help="what the maps explain: score (default), a flag name such as Eyes "
                    "(multitask and attribute-fed models: where the model sees it), or a bucket label "
@@ -81,6 +83,11 @@ def add_explain(sub) -> None:
                    help="stop RISE early once the map changes by less than T (relative L2) between "
                         f"checks every {EXPLAIN.rise_check_every} masks; off: always --rise-masks "
                         "(default: %(default)s)")
+    p.add_argument("--shap-evals", type=positive_int, default=EXPLAIN.shap_evals, metavar="N",
+                   help="SHAP (partition): most forward passes per photo; more gives finer maps "
+                        "(default: %(default)s)")
+    p.add_argument("--lime-samples", type=positive_int, default=EXPLAIN.lime_samples, metavar="N",
+                   help="LIME: perturbed copies per photo (about 50 superpixels each) (default: %(default)s)")
     p.add_argument("--auc-step", type=float, default=EXPLAIN.auc_step,
                    help="fraction of pixels inserted/deleted per step (default: %(default)s)")
     p.add_argument("--no-scores", action="store_true", help="skip insertion/deletion AUCs")

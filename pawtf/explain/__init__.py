@@ -7,17 +7,20 @@ Which parts of a photo drive its predicted Pawpularity? Every method is a class 
 
 >>> from pawtf.explain import make_explainer, METHODS
 >>> sorted(METHODS)
-['gradcam', 'gradcam++', 'rise', 'smoothgrad', 'vanilla']
+['gradcam', 'gradcam++', 'lime', 'rise', 'shap', 'smoothgrad', 'vanilla']
 >>> explainer = make_explainer("vanilla", model)   # doctest: +SKIP
 >>> maps = explainer(images, metadata)             # doctest: +SKIP
 
 (``images`` float32 [N, H, W, 3] 0-255, ``metadata`` [N, 12].)
 
 Methods: ``vanilla`` and ``smoothgrad`` (tf-keras-vis ``Saliency``), ``gradcam`` and ``gradcam++``
-(tf-keras-vis, on the backbone's feature map), ``rise`` (ours, batched). ``pawtf explain`` runs the fast
-ones by default (`pawtf.config.ExplainConfig.methods`: ``gradcam++`` and ``vanilla``); :data:`ALL`
-(``"all"``) asks for every method. tf-keras-vis's ScoreCAM is not
-offered: its softmax over a single regression output is always 1, so its maps mean nothing here.
+(tf-keras-vis, on the backbone's feature map), ``rise`` (ours, batched), ``shap`` (SHAP's Partition
+explainer over a blurred copy of the photo, `pawtf.explain.shap_partition`) and ``lime`` (LIME's image
+explainer on SLIC superpixels, `pawtf.explain.lime_image`); shap and lime are imported only when those
+methods are used. ``pawtf explain`` runs the fast ones by default (`pawtf.config.ExplainConfig.methods`:
+``gradcam++`` and ``vanilla``); :data:`ALL` (``"all"``) asks for every method. tf-keras-vis's ScoreCAM is
+not offered: its softmax over a single regression output is always 1, so its maps mean nothing here; nor
+is LRP: no implementation supports Keras 3.
 
 Scores for maps (:mod:`pawtf.explain.scores`): insertion and deletion AUC, energy ratio and pointing game
 against ground-truth masks. :func:`pawtf.explain.batch.explain_files` is what ``pawtf explain`` runs.
@@ -38,6 +41,8 @@ _WHERE = {
     "gradcam": ("pawtf.explain.cam", "GradCAM"),
     "gradcam++": ("pawtf.explain.cam", "GradCAMPlusPlus"),
     "rise": ("pawtf.explain.rise", "RISE"),
+    "shap": ("pawtf.explain.shap_partition", "PartitionSHAP"),
+    "lime": ("pawtf.explain.lime_image", "LimeImage"),
 }
 #: The methods' CLI names, in the order they are listed.
 METHOD_NAMES = tuple(_WHERE)
@@ -67,6 +72,9 @@ NOT_OFFERED = {
     "scorecam": "tf-keras-vis ScoreCAM weights feature maps by a softmax over the model's outputs; the "
                 "softmax of this model's single regression output is always 1, so its maps are "
                 "meaningless. Use gradcam, gradcam++ or rise.",
+    "lrp": "no LRP implementation supports Keras 3 (iNNvestigate, the reference one, pins TensorFlow < 2.15 "
+           "and tf.keras 2; pawtf models are Keras 3). Use gradcam++ or vanilla for gradient maps, or "
+           "shap, lime or rise for model-agnostic ones.",
 }
 
 
@@ -104,7 +112,7 @@ def parse_methods(methods: str | Iterable[str] | None) -> tuple[str, ...]:
     >>> parse_methods("GradCAM, rise")
     ('gradcam', 'rise')
     >>> parse_methods("all")
-    ('vanilla', 'smoothgrad', 'gradcam', 'gradcam++', 'rise')
+    ('vanilla', 'smoothgrad', 'gradcam', 'gradcam++', 'rise', 'shap', 'lime')
     """
     if methods is None:
         methods = ExplainConfig.methods
@@ -134,6 +142,6 @@ def make_explainer(name: str, model, **kwargs):
 
 __all__ = [
     "ALL", "DEFAULT_OUT", "METHODS", "METHOD_NAMES", "NOT_OFFERED", "RISE_WEIGHTINGS", "ExplainError", "Explainer", "GradCAM",
-    "GradCAMPlusPlus", "RISE", "SmoothGrad", "Target", "VanillaGradient", "check_method", "make_explainer",
+    "GradCAMPlusPlus", "LimeImage", "PartitionSHAP", "RISE", "SmoothGrad", "Target", "VanillaGradient", "check_method", "make_explainer",
     "normalize_maps", "parse_methods", "target_for",
 ]

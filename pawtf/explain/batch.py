@@ -95,7 +95,8 @@ def _explainers(run: runs.Run, config: ExplainConfig, target: str | None) -> tup
     its curves' ``scale``: score/100, or a probability as it is)."""
     options = {"rise": dict(masks=config.rise_masks, grid=config.rise_grid, p=config.rise_p,
                             weighting=config.rise_weighting, center=config.rise_center, tol=config.rise_tol,
-                            check_every=config.rise_check_every)}
+                            check_every=config.rise_check_every),
+               "shap": dict(max_evals=config.shap_evals), "lime": dict(samples=config.lime_samples)}
     try:
         chosen = run.task.explain_target(target)
         explainers = {n: make_explainer(n, run.model, seed=config.seed, target=target_for(run.task, target),

@@ -107,7 +107,7 @@ def test_metadata_from_the_kaggle_layout_and_a_loaded_run(tiny_run, tiny_demo, t
 
 def test_clear_errors(tiny_run, photos, tmp_path, capsys):
     folder, _ = photos
-    for methods, message in [("scorecam", "softmax"), ("vanilla,lime", "unknown method 'lime'")]:
+    for methods, message in [("scorecam", "softmax"), ("vanilla,occlusion", "unknown method 'occlusion'")]:
         with pytest.raises(SystemExit, match=message):
             main(["explain", "--model", str(tiny_run), str(folder), "--methods", methods])
     assert main(["explain", "--model", str(tiny_run), str(folder), "--out", str(tmp_path / "o"),
@@ -156,7 +156,7 @@ def test_parse_methods():
     assert parse_methods("") == parse_methods(None)
     assert parse_methods("rise, rise,VANILLA") == ("rise", "vanilla")
     assert parse_methods("all") == parse_methods(["ALL "]) == tuple(ALL_METHODS)
-    assert parse_methods("vanilla,all") == ("vanilla", "smoothgrad", "gradcam", "gradcam++", "rise")
+    assert parse_methods("vanilla,all") == ("vanilla", "smoothgrad", "gradcam", "gradcam++", "rise", "shap", "lime")
 
 
 def test_explain_options():
