@@ -55,13 +55,13 @@ def test_the_fc_head_is_for_the_rater_only():
         check_config(cfg)
 
 
-def test_a_rater_on_bank_features_trains_serves_and_exports(tiny_demo, tmp_path):
+@pytest.fixture(scope="module")
+def fc_rater(tiny_demo, tmp_path_factory):
+    """A rater trained with --head fc on Lite0's multi-level features and the technical measures."""
     from pawtf.config import RunConfig
-    from pawtf.export import export
-    from pawtf.predict import load_scorer, predict
-    from pawtf.runs import RunFolder, load_run
     from pawtf.train import train
 
+    root = tmp_path_factory.mktemp("fc_rater")
     cfg = RunConfig()
     cfg.data.data_dir, cfg.data.folds = str(tiny_demo), 4
     m = cfg.model
@@ -69,15 +69,74 @@ def test_a_rater_on_bank_features_trains_serves_and_exports(tiny_demo, tmp_path)
     m.features = "efficientnet_lite0:multilevel,efficientnet_lite0:technical"
     m.pca_variance, m.ga_population, m.ga_generations = 0.9, 6, 2
     cfg.train.epochs, cfg.train.batch_size = 3, 16
-    metrics = train(cfg, tmp_path / "run", verbose=0, feature_bank=tmp_path / "bank")
+    metrics = train(cfg, root / "run", verbose=0, feature_bank=root / "bank")
+    return root / "run", metrics
+
+
+def test_a_rater_on_bank_features_trains_serves_and_exports(fc_rater, tiny_demo, tmp_path):
+    from pawtf.export import export
+    from pawtf.predict import load_scorer, predict
+    from pawtf.runs import RunFolder, load_run
+
+    run, metrics = fc_rater
     assert metrics["n_features"] == 3088 + 9  # Lite0's multi-level features and the technical measures
     assert metrics["n_selected"] == metrics["n_out"] <= max(1, metrics["n_after_pca"] // 4)
     assert 0 <= metrics["good_balanced_accuracy"] <= 1 and 0 < metrics["good_threshold"] < 1
-    model = RunFolder(tmp_path / "run").load_model()
+    model = RunFolder(run).load_model()
     assert {"standardize", "pca", "ga_selection", "technical", "good_logit"} <= {layer.name for layer in model.layers}
-    version = export(load_run(tmp_path / "run"), tmp_path / "export")
+    version = export(load_run(run), tmp_path / "export")
     photos = [tiny_demo / "train"]
-    a = predict(load_scorer(tmp_path / "run"), photos, progress=False)
+    a = predict(load_scorer(run), photos, progress=False)
     b = predict(load_scorer(version), photos, progress=False)
     assert max(abs(x.extra["p_good"] - y.extra["p_good"]) for x, y in zip(a, b)) < 0.02  # serving decoder
     assert all(x.extra["verdict"] == y.extra["verdict"] or abs(x.extra["p_good"] - 0.5) < 0.02 for x, y in zip(a, b))
+
+
+def test_reasons_add_up_to_the_photo_against_a_typical_one_and_name_the_measures(fc_rater, tiny_demo):
+    from pawtf.data.images import load_rgb
+    from pawtf.quality.technical import TECHNICAL_MEASURES
+    from pawtf.runs import load_run
+    from pawtf.why import WhyExplainer, why_text
+
+    run = load_run(fc_rater[0])
+    explainer = WhyExplainer(run.model, run.config.model.features, samples=300)
+    names = [g[0] for g in explainer.groups]
+    assert names[-len(TECHNICAL_MEASURES):] == list(TECHNICAL_MEASURES) and "Lite0 overall content" in names
+    assert names[0].startswith("Lite0 block 1 of ")
+    photos = sorted((tiny_demo / "train").glob("*.jpg"))[:2]
+    images = np.stack([load_rgb(p, size=(64, 64)) for p in photos]).astype(np.float32)
+    found = explainer.reasons(images)
+    p = run.model.predict_on_batch(images).reshape(-1)
+    typical = float(explainer.head.predict_on_batch(explainer.mean[None].astype("float32"))[0, 0])
+    for reasons, p_good in zip(found, p):
+        assert sum(r.value for r in reasons) == pytest.approx(p_good - typical, abs=2e-3)  # SHAP's efficiency
+        assert abs(reasons[0].value) >= abs(reasons[-1].value)
+        assert why_text(reasons, p_good).split(":")[0] == ("good" if p_good >= 0.5 else "retake")
+    again = explainer.reasons(images[:1])[0]  # seeded: the same reasons again
+    assert [r.name for r in again] == [r.name for r in found[0]]
+    np.testing.assert_allclose([r.value for r in again], [r.value for r in found[0]], atol=1e-6)
+
+
+def test_predict_why_writes_the_reasons_and_refuses_other_models(fc_rater, tiny_demo, run_dir, capsys):
+    from pawtf.cli import main
+
+    photos = [str(p) for p in sorted((tiny_demo / "train").glob("*.jpg"))[:2]]
+    main(["predict", "--model", str(fc_rater[0]), *photos, "--why", "--quiet"])
+    out = capsys.readouterr().out
+    assert "why" in out.splitlines()[0] and out.count("good:") + out.count("retake:") == 2
+    with pytest.raises(SystemExit, match="--why: reasons in words need a rater trained on named features"):
+        main(["predict", "--model", str(run_dir), *photos, "--why", "--quiet"])
+
+
+def test_explain_records_the_reasons_of_a_rater_on_named_inputs(fc_rater, tiny_demo, tmp_path):
+    import json
+
+    from pawtf.config import ExplainConfig
+    from pawtf.explain.batch import explain_files
+
+    photo = sorted((tiny_demo / "train").glob("*.jpg"))[0]
+    explain_files(fc_rater[0], [photo], ExplainConfig(methods=("vanilla",), scores=False), out=tmp_path / "ex",
+                  progress=False)
+    record = json.loads(next((tmp_path / "ex").glob("*.json")).read_text())
+    assert record["why"].split(":")[0] in ("good", "retake")
+    assert {"input", "shap", "photo", "typical"} <= set(record["reasons"][0])

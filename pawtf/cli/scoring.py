@@ -38,6 +38,9 @@ def cmd_predict(args) -> None:
             raise SystemExit(f"pawtf: error: {err}")
         print(f"scores: {', '.join(files)}", file=sys.stderr)
         return
+    if args.why and args.out:
+        raise SystemExit("pawtf: error: --why explains a few photos on standard output; leave out --out (and "
+                         "redirect: > why.csv)")
     if args.out:  # a catalogue: streamed into the CSV, resumed after a kill
         try:
             counts = predict_csv(scorer_for(args.model), args.photos, args.out, args.metadata, shard=args.shard,
@@ -50,8 +53,15 @@ def cmd_predict(args) -> None:
         return
     if args.shard:
         raise SystemExit("pawtf: error: --shard needs --out CSV (each machine writes its own)")
-    scores = predict(scorer_for(args.model), args.photos, args.metadata, batch_size=args.batch_size,
-                     progress=not args.quiet)
+    scorer = scorer_for(args.model)
+    scores = predict(scorer, args.photos, args.metadata, batch_size=args.batch_size, progress=not args.quiet)
+    if args.why:
+        from pawtf.why import add_reasons
+
+        try:
+            add_reasons(scorer, scores)
+        except ValueError as err:
+            raise SystemExit(f"pawtf: error: --why: {err}")
     write_scores(scores, args.out or sys.stdout)
     print(summary(scores), file=sys.stderr)
     if not all(s.ok for s in scores):
@@ -163,6 +173,8 @@ def add_predict(sub) -> None:
                    "\"--runner=DataflowRunner --project=P --region=R --temp_location=gs://...\" (default: DirectRunner)")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE, help="(default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--why", action="store_true", help="a rater trained with --head fc: add each photo's "
+                   "verdict and the inputs that pushed it most (e.g. blurry, too dark), by SHAP on its named inputs")
     p.set_defaults(func=cmd_predict)
 
 

@@ -75,6 +75,15 @@ def _display_photo(path: Path) -> np.ndarray:
     return photo
 
 
+def _why_explainer(run):
+    """Feature-level SHAP (`pawtf.why`) for a rater on named inputs (--head fc), else None."""
+    if run.config.model.head != "fc":  # --head fc is the rater's only
+        return None
+    from pawtf.why import WhyExplainer
+
+    return WhyExplainer(run.model, run.config.model.features)
+
+
 def _unique_stems(files: Sequence[Path]) -> list[str]:
     seen: dict[str, int] = {}
     stems = []
@@ -213,6 +222,7 @@ def explain_files(
         raise ExplainError(f"--masks {masks_dir}: not a folder")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    why = _why_explainer(run)
 
     rows: list[dict] = []
     done: list[tuple[str, float]] = []  # (stem, score) of explained photos
@@ -239,6 +249,13 @@ def explain_files(
 
         score = float(predict(image)[0])
         record: dict = {"image": stem, "path": str(path), "score": score, "methods": {}}
+        if why is not None:  # a rater on named inputs: which of them pushed the verdict (pawtf.why)
+            from pawtf.why import why_text
+
+            reasons = why.reasons(image)[0]
+            record["why"] = why_text(reasons, score)
+            record["reasons"] = [{"input": r.name, "shap": r.value, "photo": r.photo, "typical": r.typical}
+                                 for r in reasons]
         maps: dict[str, np.ndarray] = {}
         for name, explainer in explainers.items():
             t0 = time.perf_counter()
