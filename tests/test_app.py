@@ -241,3 +241,31 @@ def test_the_command_serves_an_export_on_loopback(saved_base, tmp_path):
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     assert f"at http://127.0.0.1:{port}/" in err and "Traceback" not in err
+
+
+def test_a_rater_adds_verdicts_and_its_reasons_in_words(scorer, fc_rater, demo_photos):
+    from fastapi.testclient import TestClient
+
+    from pawtf.app import PhotoService, create_app
+    from pawtf.predict import load_scorer, predict
+
+    service = PhotoService(scorer, rater=fc_rater[0])
+    client = TestClient(create_app(service))
+    photos = demo_photos[:3]
+    rows = client.post("/api/score", files=_files(photos)).json()["photos"]
+    expected = {Path(s.path).name: s.extra for s in predict(load_scorer(fc_rater[0]), photos, progress=False)}
+    for r in rows:
+        assert r["rater"]["verdict"] == expected[r["name"]]["verdict"]
+        assert r["rater"]["p_good"] == pytest.approx(expected[r["name"]]["p_good"], abs=1e-4)
+    answer = client.post("/api/rate", files=_files(photos[:1], "photo"))
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["sentence"].startswith(body["verdict"] + ":") and body["reasons"]
+    assert "Rater" in client.get("/").text and service.info["rater"]["reasons_in_words"] is True
+    with pytest.raises(ValueError, match="--rater .*a score model; --rater takes a photo rater"):
+        PhotoService(scorer, rater=scorer)
+
+
+def test_rate_without_a_rater_says_how_to_start_one(client, demo_photos):
+    answer = client.post("/api/rate", files=_files(demo_photos[:1], "photo"))
+    assert answer.status_code == 422 and "--rater" in answer.json()["detail"]

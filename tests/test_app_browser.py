@@ -1,6 +1,7 @@
 """`pawtf app` in a real browser: headless Chromium (Debian's ``chromium``, driven by Playwright with the
 system browser) opens the page, uploads 4 real photos, waits for the ranking, checks its order against the
-API's, opens one photo's saliency overlay and crop advice, and saves a screenshot.
+API's and the rater's verdicts, opens one photo's rater reasons, saliency overlay and crop advice, and saves a
+screenshot.
 
 `.ci/run` installs Chromium where it is missing; this test skips, saying so, only where none can be found.
 Set ``PAWTF_SCREENSHOT=path.png`` to keep the screenshot (docs/app.png was made so).
@@ -43,8 +44,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(scorer):
-    """`pawtf app` for the tests' run, served by uvicorn on a free loopback port in a thread."""
+def server(scorer, fc_rater):
+    """`pawtf app` for the tests' run with the tests' rater, served by uvicorn on a free loopback port in a
+    thread."""
     import uvicorn
 
     from pawtf.app import PhotoService, create_app
@@ -52,7 +54,7 @@ def server(scorer):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(PhotoService(scorer)), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(PhotoService(scorer, rater=fc_rater[0])), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -83,6 +85,7 @@ def test_a_browser_ranks_explains_and_crops(browser, server, real_photos, tmp_pa
     api = httpx.post(f"{server}/api/score", timeout=120,
                      files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in real_photos])
     expected = [row["name"] for row in api.json()["photos"]]
+    verdicts = {row["name"]: row["rater"]["verdict"] for row in api.json()["photos"]}
 
     page = browser.new_page(viewport={"width": 1200, "height": 1000})
     errors = []
@@ -97,12 +100,17 @@ def test_a_browser_ranks_explains_and_crops(browser, server, real_photos, tmp_pa
     assert page.locator("#ranking li.best").count() == 1
     assert page.locator("#ranking li.best").get_attribute("data-name") == expected[0]
     assert page.is_visible("#band")
+    shown = page.locator("#ranking li.scored").evaluate_all(
+        "items => items.map(li => [li.dataset.name, li.querySelector('.verdict').textContent])")
+    assert dict(shown) == verdicts
 
     page.click(f"#ranking li[data-name='{expected[1]}']")
     page.wait_for_selector("#overlay[src^='data:image/png']", timeout=120_000)
     assert "looks mostly at" in page.inner_text("#sentence")
     assert page.is_visible(".legend") and "more important" in page.inner_text(".legend")
     assert page.locator("#flags input[type=checkbox]").count() == 12  # the tests' model takes the flags
+    page.wait_for_function("document.querySelectorAll('#rater-reasons li').length > 0", timeout=120_000)
+    assert page.inner_text("#rater-verdict").startswith(verdicts[expected[1]] + ":")
 
     page.click("#crop-button")
     page.wait_for_selector("#crop-preview[src^='data:image/png']", timeout=120_000)

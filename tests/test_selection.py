@@ -55,24 +55,6 @@ def test_the_fc_head_is_for_the_rater_only():
         check_config(cfg)
 
 
-@pytest.fixture(scope="module")
-def fc_rater(tiny_demo, tmp_path_factory):
-    """A rater trained with --head fc on Lite0's multi-level features and the technical measures."""
-    from pawtf.config import RunConfig
-    from pawtf.train import train
-
-    root = tmp_path_factory.mktemp("fc_rater")
-    cfg = RunConfig()
-    cfg.data.data_dir, cfg.data.folds = str(tiny_demo), 4
-    m = cfg.model
-    m.task, m.head, m.image_size, m.head_units = "rater", "fc", 64, 16
-    m.features = "efficientnet_lite0:multilevel,efficientnet_lite0:technical"
-    m.pca_variance, m.ga_population, m.ga_generations = 0.9, 6, 2
-    cfg.train.epochs, cfg.train.batch_size = 3, 16
-    metrics = train(cfg, root / "run", verbose=0, feature_bank=root / "bank")
-    return root / "run", metrics
-
-
 def test_a_rater_on_bank_features_trains_serves_and_exports(fc_rater, tiny_demo, tmp_path):
     from pawtf.export import export
     from pawtf.predict import load_scorer, predict

@@ -75,8 +75,13 @@ def render_page(info: dict) -> str:
             trained.get("data") or trained.get("data_dir") or "a data set of its own")
     warning = (f'<p class="warning" id="demo-warning"><strong>Demo model.</strong> {html.escape(info["warning"])}</p>'
                if info["warning"] else "")
+    rater = info.get("rater")
+    rater_line = "" if rater is None else (
+        f"<dt>Rater</dt><dd>{html.escape(rater['model'])}: good photo or retake ({html.escape(rater['validation'])})"
+        + ("; trained on the synthetic demo data: its verdicts mean nothing for real photos" if rater["synthetic_demo"]
+           else "") + "</dd>")
     page = Template((STATIC / "index.html").read_text(encoding="utf-8"))
-    return page.substitute(
+    return page.substitute(rater=rater_line,
         name=html.escape(info["name"]), kind=html.escape(info["kind"]), task=html.escape(info["task"]),
         backbone=html.escape(str(info["backbone"])), size=html.escape(str(info["image_size"])),
         data=html.escape(str(data)), figures=html.escape(figures or "none recorded"),
@@ -140,6 +145,13 @@ def create_app(service: PhotoService) -> FastAPI:
         (upload,) = _read([photo], limits.max_bytes)
         row = _flags(flags, many=False)
         return service.explain(upload, method, None if row is None else row[0])
+
+    @app.post("/api/rate", summary="The rater's verdict on one photo, and why")
+    def rate(photo: UploadFile = File(...)) -> dict:
+        """Good or retake, by the rater the app was started with (--rater), with the inputs that pushed the
+        verdict most (sharpness, brightness, ... by SHAP) where the rater was trained on named inputs."""
+        (upload,) = _read([photo], limits.max_bytes)
+        return service.rate(upload)
 
     @app.post("/api/crop", summary="Crop advice for one photo")
     def crop(photo: UploadFile = File(...), flags: str | None = Form(None)) -> dict:

@@ -167,17 +167,26 @@ class PhotoService:
         model: a run folder or an exported SavedModel (a version folder, or a model folder: its latest),
             or a scorer already loaded (:func:`pawtf.scorers.load_scorer`).
         limits: what one request may hold.
+        rater: optionally a photo rater (``--task rater``; run folder, export or scorer): every photo then
+            gets its verdict (good / retake) beside the ranking, and its reasons on request
+            (:meth:`rate`; in words where the rater was trained on named inputs, ``--head fc``).
 
     Calls may come from several threads at once (the web server's): each call stages its own photos, and
     the model is used by one call at a time, so answers never mix.
     """
 
-    def __init__(self, model, limits: Limits = Limits()):
+    def __init__(self, model, limits: Limits = Limits(), rater=None):
         from pawtf.scorers import Scorer, load_scorer
+        from pawtf.tasks.outputs import GOOD_OUTPUT
 
         self.limits = limits
         self.heif = _register_heif()
         self.scorer = model if isinstance(model, Scorer) else load_scorer(model)
+        self.rater = None if rater is None else rater if isinstance(rater, Scorer) else load_scorer(rater)
+        if self.rater is not None and GOOD_OUTPUT not in self.rater.task.output_names:
+            raise ValueError(f"--rater {rater}: a {self.rater.task.name} model; --rater takes a photo rater "
+                             "(trained with --task rater)")
+        self._why = None
         run = self.scorer.run
         self.model_path = Path(run.path if run is not None else getattr(self.scorer, "path", model))
         self._lock = threading.Lock()
@@ -227,7 +236,24 @@ class PhotoService:
             "validation": figures, "error_band": band, "methods": list(self.methods),
             "default_method": self.methods[0],
             "limits": dataclasses.asdict(self.limits),
+            "rater": self._rater_info(),
         }
+
+    def _rater_info(self) -> dict | None:
+        """What the page says of the rater, if there is one."""
+        from pawtf.predict import is_demo_model
+
+        if self.rater is None:
+            return None
+        run = self.rater.run
+        metrics = dict(run.metrics) if run is not None else dict((getattr(self.rater, "info", {}) or {}).get(
+            "metrics") or {})
+        auc, balanced = metrics.get("good_auc"), metrics.get("good_balanced_accuracy")
+        figures = ", ".join(f"{k} {v:.2f}" for k, v in (("ROC-AUC", auc), ("balanced accuracy", balanced))
+                            if isinstance(v, (int, float)))
+        return {"model": self.rater.description, "validation": figures or "no validation figures",
+                "reasons_in_words": run is not None and run.config.model.head == "fc",
+                "synthetic_demo": is_demo_model(self.rater)}
 
     # ---------------------------------------------------------------------------------- the uploads
     def _check_count(self, uploads: Sequence[Upload]) -> None:
@@ -326,8 +352,68 @@ class PhotoService:
         for k, r in enumerate(rows):
             r["rank"] = k + 1 if r["error"] is None else None
             r["best"] = k == 0 and r["error"] is None
+        if self.rater is not None:
+            self._add_verdicts(uploads, rows)
         return {"photos": rows, "n_scored": sum(r["error"] is None for r in rows),
                 "error_band": self.info["error_band"], "warning": self.info["warning"]}
+
+    def _add_verdicts(self, uploads: Sequence[Upload], rows: list[dict]) -> None:
+        """The rater's verdict (``rater``: ``verdict``, ``p_good``) on every scored row."""
+        from pawtf.predict import predict
+
+        scored = [r for r in rows if r["error"] is None]
+        with self._staged([uploads[r["index"]] for r in scored]) as staged:
+            paths = [p for p in staged if isinstance(p, Path)]
+            with self._lock:
+                found = {Path(s.path).name: s for s in predict(self.rater, paths, progress=False)} if paths else {}
+            for r, item in zip(scored, staged):
+                s = found.get(item.name) if isinstance(item, Path) else None
+                r["rater"] = None if s is None or not s.ok else {"verdict": s.extra["verdict"],
+                                                                  "p_good": float(s.extra["p_good"])}
+
+    def rate(self, upload: Upload) -> dict:
+        """The rater's verdict on one photo with its reasons: ``verdict``, ``p_good``, ``sentence`` (the
+        verdict and the inputs that pushed it most, in words, for a rater on named inputs) and
+        ``reasons`` (``words`` and ``value``: each input's SHAP value in probability of good).
+
+        Raises:
+            ValueError: no rater was loaded, or an unreadable photo (named).
+        """
+        from pawtf.predict import predict
+
+        if self.rater is None:
+            raise ValueError("no rater is loaded: start the app with --rater RUN (a model trained with --task rater)")
+        with self._staged([upload]) as staged:
+            item = staged[0]
+            if isinstance(item, str):
+                raise ValueError(f"{upload.name}: {item}")
+            with self._lock:
+                (s,) = predict(self.rater, [item], progress=False)
+                if not s.ok:
+                    raise ValueError(f"{upload.name}: {s.error}")
+                reasons = self._reasons(item)
+        p_good = float(s.extra["p_good"])
+        if reasons is None:
+            sentence = (f"{s.extra['verdict']} (probability of good {p_good:.2f}). This rater reads the photo end "
+                        "to end: the map above shows where it looked.")
+        else:
+            from pawtf.why import why_text
+
+            sentence = why_text(reasons, p_good)
+        return {"name": upload.name, "verdict": s.extra["verdict"], "p_good": p_good, "sentence": sentence,
+                "reasons": [] if reasons is None else [{"words": r.words, "value": r.value} for r in reasons[:6]]}
+
+    def _reasons(self, path: Path):
+        """Feature-level SHAP of the rater for one staged photo (None: the rater has no named inputs)."""
+        run = self.rater.run
+        if run is None or run.config.model.head != "fc":
+            return None
+        from pawtf.why import WhyExplainer
+
+        if self._why is None:
+            self._why = WhyExplainer(run.model, run.config.model.features)
+        size = self.rater.image_size
+        return self._why.reasons(load_rgb(path, size=(size, size)).astype(np.float32)[None])[0]
 
     @staticmethod
     def _row(index: int, upload: Upload, table, **fields) -> dict:

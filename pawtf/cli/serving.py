@@ -46,7 +46,7 @@ def cmd_app(args) -> None:
     print(f"pawtf app: loading {args.model} ...", file=sys.stderr)
     try:
         service = PhotoService(args.model, Limits(max_photos=args.max_photos, max_bytes=int(args.max_mb * 2 ** 20),
-                                                  max_pixels=args.max_pixels))
+                                                  max_pixels=args.max_pixels), rater=args.rater)
     except ValueError as err:
         raise SystemExit(f"pawtf: error: {err}")
     info = service.info
@@ -73,6 +73,9 @@ def add_app(sub) -> None:
     p.add_argument("--model", required=True, metavar="RUN_OR_SAVEDMODEL",
                    help="a run folder (every saliency method) or an exported model, e.g. saved_models/demo "
                         "(its latest version; Grad-CAM needs the run folder)")
+    p.add_argument("--rater", metavar="RUN_OR_SAVEDMODEL",
+                   help="a photo rater (trained with --task rater): each photo also gets good / retake, and "
+                        "its reasons (blurry, too dark...) when the rater is a run trained with --head fc")
     p.add_argument("--host", default=LOOPBACK, help="address to listen on (default: %(default)s, this computer "
                    "only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=positive_int, default=8000, help="(default: %(default)s)")

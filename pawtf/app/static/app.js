@@ -58,6 +58,12 @@ function render() {
       const rank = document.createElement("span"); rank.className = "rank"; rank.textContent = `#${r.rank}`;
       li.appendChild(rank);
       if (r.best) { const b = document.createElement("span"); b.className = "badge"; b.textContent = "best"; li.appendChild(b); }
+      if (r.rater) {
+        const v = document.createElement("span");
+        v.className = "verdict " + r.rater.verdict; v.textContent = r.rater.verdict;
+        v.title = `the rater's probability of a good photo: ${r.rater.p_good.toFixed(2)}`;
+        li.appendChild(v);
+      }
     }
     const score = document.createElement("div"); score.className = "score"; score.textContent = scoreText(r);
     const name = document.createElement("div"); name.className = "name"; name.textContent = p.name;
@@ -186,6 +192,28 @@ async function explain(i) {
   }
 }
 
+async function rate(i) {
+  // The rater's verdict on the photo and the inputs that pushed it most (sharpness, brightness...).
+  const p = photos[i];
+  $("rater-box").hidden = !info.rater;
+  if (!info.rater) return;
+  $("rater-reasons").textContent = "";
+  $("rater-verdict").textContent = "Asking the rater…";
+  try {
+    const answer = await post("/api/rate", photoForm({ file: p.file, name: p.name }));
+    if (selected !== i) return;
+    $("rater-verdict").textContent = answer.sentence;
+    for (const r of answer.reasons) {
+      const li = document.createElement("li");
+      li.textContent = `${r.words}: ${r.value >= 0 ? "+" : ""}${r.value.toFixed(2)}`;
+      li.className = r.value >= 0 ? "pushes-good" : "pushes-retake";
+      $("rater-reasons").appendChild(li);
+    }
+  } catch (err) {
+    $("rater-verdict").textContent = err.message;
+  }
+}
+
 async function crop() {
   const i = selected, p = photos[i];
   $("crop-button").disabled = true;
@@ -220,6 +248,7 @@ function select(i) {
   renderFlags(i);
   $("crop-box").hidden = true;
   $("crop-button").hidden = !info.predicts_score;
+  rate(i);
   explain(i);
 }
 
