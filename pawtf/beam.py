@@ -32,7 +32,7 @@ import shlex
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from pawtf.predict import _flags, _row, collect_photos, in_shard
+from pawtf.predict import _row, collect_photos, flags_of, in_shard
 from pawtf.scorers import Score
 
 try:
@@ -67,7 +67,7 @@ class SavedModelHandler(ModelHandler):
 
     def run_inference(self, batch: Sequence[str], model, inference_args=None) -> list[Score]:
         results = [Score(path) for path in batch]
-        flags = _flags(results, model, self.metadata)
+        flags = flags_of(results, model, self.metadata)
         ok = [i for i, r in enumerate(results) if r.ok]
         if ok:
             scored = model.score_files([results[i].path for i in ok], None if flags is None else flags[ok])

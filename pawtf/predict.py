@@ -37,7 +37,7 @@ from pawtf.runs import DEMO_MODEL_NOTE, write_atomically
 from pawtf.scorers import KerasScorer, Score, Scorer, load_scorer
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SHEET", "DEFAULT_THUMB", "Score", "collect_photos", "contact_sheet",
-           "in_shard", "is_demo_model", "load_scorer", "predict", "predict_csv", "rank", "summary",
+           "flags_of", "in_shard", "is_demo_model", "load_scorer", "predict", "predict_csv", "rank", "summary",
            "write_scores"]
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,9 @@ def collect_photos(inputs: Iterable[str | Path]) -> list[Score]:
     return out
 
 
-def _flags(results: list[Score], scorer: Scorer, metadata) -> np.ndarray | None:
-    """Flags per photo (rows aligned with `results`) or None; photos without a CSV row get an error."""
+def flags_of(results: list[Score], scorer: Scorer, metadata) -> np.ndarray | None:
+    """Flags per photo (rows aligned with `results`) or None where the model takes none; photos without a
+    CSV row get an error (`metadata`: as :func:`predict` takes it)."""
     found = photo_flags([r.path for r in results], metadata, scorer.uses_metadata)
     if found.note:
         logger.warning("warning: " + found.note)
@@ -114,7 +115,7 @@ def _scored_batches(scorer: Scorer, results: list[Score], metadata, batch_size: 
     yields (indices into `results`, their scores), the photos of the next two batches decoding in
     threads meanwhile. `done`: photos already scored elsewhere, for the progress bar's count."""
     photos = [r.path for r in results]
-    flags = _flags(results, scorer, metadata)
+    flags = flags_of(results, scorer, metadata)
     todo = [i for i, r in enumerate(results) if r.ok]
     failed = [i for i, r in enumerate(results) if not r.ok]
     if failed:

@@ -51,8 +51,8 @@ from PIL import Image, ImageEnhance, ImageFilter
 from tqdm.auto import tqdm
 
 from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, load_rgb
-from pawtf.data.photos import photo_flags, resize_like_training
-from pawtf.predict import collect_photos, is_demo_model
+from pawtf.data.photos import resize_like_training
+from pawtf.predict import collect_photos, flags_of, is_demo_model
 from pawtf.runs import DEMO_MODEL_NOTE
 from pawtf.scorers import Scorer
 
@@ -238,12 +238,7 @@ def sensitivity(scorer: Scorer, inputs: Iterable[str | Path], metadata=None,
     """
     chosen = [get_transform(t) for t in transforms]
     results = collect_photos(inputs)
-    found = photo_flags([r.path for r in results], metadata, scorer.uses_metadata)
-    if found.note:
-        logger.warning("warning: " + found.note)
-    for i, error in found.errors.items():
-        if results[i].ok:
-            results[i].error = error
+    flags = flags_of(results, scorer, metadata)
     if is_demo_model(scorer):
         logger.warning(DEMO_MODEL_NOTE)
     todo = [i for i, r in enumerate(results) if r.ok]
@@ -272,7 +267,7 @@ def sensitivity(scorer: Scorer, inputs: Iterable[str | Path], metadata=None,
                     good.append((i, views))
             if good:
                 images = [view for _, views in good for view in views]
-                meta = None if found.flags is None else np.repeat(found.flags[[i for i, _ in good]], n_views, 0)
+                meta = None if flags is None else np.repeat(flags[[i for i, _ in good]], n_views, 0)
                 outputs = scorer.outputs_for_arrays(images, meta)
                 predictions = scorer.task.predictions(outputs)
                 for k, (i, _) in enumerate(good):

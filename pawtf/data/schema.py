@@ -155,6 +155,16 @@ def _parse_number(column: str, raw: str) -> tuple[float | None, str | None]:
     return value, None
 
 
+def _parse_binary(column: str, raw: str, meaning: str = " or 1") -> tuple[int | None, str | None]:
+    """Parse a 0/1 cell; return (value, None) or (None, reason)."""
+    value, why = _parse_number(column, raw)
+    if why:
+        return None, why
+    if value not in (0.0, 1.0):
+        return None, f"{column} {_fmt(value)} is not 0{meaning}"
+    return int(value), None
+
+
 def _fmt(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
@@ -282,13 +292,11 @@ def read_table(
         else:
             first_line[rid] = line
         for j, col in enumerate(FLAGS):
-            value, why = _parse_number(col, cells[col])
+            value, why = _parse_binary(col, cells[col])
             if why:
                 report(why)
-            elif value not in (0.0, 1.0):
-                report(f"{col} {_fmt(value)} is not 0 or 1")
             else:
-                flag_values[i, j] = int(value)
+                flag_values[i, j] = value
         if has_target:
             value, why = _parse_number(TARGET_COLUMN, cells[TARGET_COLUMN])
             lo, hi = TARGET_RANGE
@@ -299,13 +307,11 @@ def read_table(
             else:
                 target_values[i] = value
         if has_good:
-            value, why = _parse_number(GOOD_COLUMN, cells[GOOD_COLUMN])
+            value, why = _parse_binary(GOOD_COLUMN, cells[GOOD_COLUMN], " (retake) or 1 (good)")
             if why:
                 report(why)
-            elif value not in (0.0, 1.0):
-                report(f"{GOOD_COLUMN} {_fmt(value)} is not 0 (retake) or 1 (good)")
             else:
-                good_values[i] = int(value)
+                good_values[i] = value
 
     if problems and not skip_bad:
         raise DataError(problems)
