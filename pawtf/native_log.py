@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -103,11 +104,21 @@ def _flush_stderr() -> None:
             pass
 
 
+class _NoRetracingNote(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls ... triggered tf.function retracing" warning: each newly
+    loaded or built Keras model traces its own predict function (a run evaluated, reloaded and evaluated
+    again, say), which is expected here and says nothing a user can act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def import_tensorflow():
     """``import tensorflow`` without its start-up chatter; returns the module.
 
     The devices are listed inside the filter too: TensorFlow looks for CUDA on its first device
     query, not at import, and says ``failed call to cuInit`` there on a machine without a GPU.
+    TensorFlow's Python warning about retracing (:class:`_NoRetracingNote`) is dropped as well.
     """
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
@@ -116,4 +127,5 @@ def import_tensorflow():
         import tensorflow
 
         tensorflow.config.list_physical_devices()
+    tensorflow.get_logger().addFilter(_NoRetracingNote())
     return tensorflow
