@@ -277,7 +277,7 @@ def _fit_rater_head(cfg: RunConfig, run, data, bank: FeatureBank, specs, stats, 
 
     from pawtf.selection import fit_stages
     from pawtf.tasks.outputs import GOOD_OUTPUT
-    from pawtf.tasks.rater import GOOD_LOGIT
+    from pawtf.tasks.rater import GOOD_LOGIT, best_threshold
     from pawtf.train import compile_model, schedule_callbacks
 
     m, t = cfg.model, cfg.train
@@ -306,8 +306,13 @@ def _fit_rater_head(cfg: RunConfig, run, data, bank: FeatureBank, specs, stats, 
              epochs=t.epochs, validation_data=(z_val.astype("float32"), y_val.astype("float32").reshape(-1, 1)),
              callbacks=schedule_callbacks(t, "val_loss"), verbose=0)
     seconds = time.perf_counter() - start
+    # The decision threshold from the training rows' bank features (what `Rater.fit` would otherwise get by
+    # pushing every training photo through the backbones again)
+    threshold = best_threshold(y_train, head.predict(z_train.astype("float32"), verbose=0))
+    bias = float(classifier[3].get_weights()[1][0])
     run.save_model(serving_model(cfg, specs, None, False, top=lambda x: top(stages.layers(x))))
-    fitted = {"fit_seconds": round(seconds, 2), **stages.report}
+    fitted = {"fit_seconds": round(seconds, 2), **stages.report, "good_threshold": threshold,
+              "good_bias_before": bias}
     run.write_fitted(fitted)
     logger.info("rater: %d features -> %d after the stages; classifier trained in %.1f s", x_train.shape[1],
                 stages.n_out, seconds)

@@ -115,7 +115,7 @@ class Rater(Task):
         fitted = run.fitted()
         stats = TaskStats.from_rows(data.train, cfg.model.good_above)
         model = run.load_model()
-        if "good_threshold" not in fitted:
+        if "good_threshold" not in fitted:  # (a head on bank features chose it from them already)
             probabilities = predict_rows(model, cfg, data.train)[GOOD_OUTPUT]
             threshold = best_threshold(stats.good_labels(data.train), probabilities)
             bias = float(model.get_layer(GOOD_LOGIT).get_weights()[1][0])
