@@ -3,8 +3,12 @@
 The aesthetic-rating study distilled its feature extractor + classifier into a cheaper model. Here the
 teacher is any pawtf model that ranks by one number (a run folder or an export: the rater's probability of
 "good", or the score); the student is one backbone at a lower resolution (EfficientNet-Lite0 at 160 px by
-default) with one head, trained end to end through pawtf's image pipeline (augmentation included) on the
-teacher's outputs for the photos given. Labels are not needed, so a shelter's unlabelled photos serve as
+default) with one head, trained end to end through pawtf's image pipeline on the teacher's outputs for the
+photos given. Its head reads every block of the backbone and the photo's technical measures (image levels
+``multilevel,technical`` by default, see `pawtf.models.popularity`): a teacher that judges sharpness,
+noise and exposure from a large backbone's early blocks and from those measures can only be followed by a
+student that sees them too (on the rating benchmark, a student reading the last block alone lost 0.12 of
+the teacher's AUC). Labels are not needed, so a shelter's unlabelled photos serve as
 well as a labelled data folder; where the photos come with labels (a data folder's ``train.csv``), the
 student's and the teacher's figures on the held-out photos stand side by side.
 
@@ -37,12 +41,14 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["DEFAULT_BACKBONE", "DEFAULT_SIZE", "TEACHER_FILE", "distill", "photo_table"]
+__all__ = ["DEFAULT_BACKBONE", "DEFAULT_LEVELS", "DEFAULT_SIZE", "TEACHER_FILE", "distill", "photo_table"]
 
 logger = logging.getLogger(__name__)
 
 #: The student's backbone and image side unless told.
 DEFAULT_BACKBONE, DEFAULT_SIZE = "efficientnet_lite0", 160
+#: What the student's head reads from the photo unless told (`pawtf.models.popularity.IMAGE_LEVELS`).
+DEFAULT_LEVELS = "multilevel,technical"
 #: The teacher's outputs, kept in the student's run folder.
 TEACHER_FILE = "teacher.csv"
 
@@ -109,7 +115,8 @@ def _teacher_values(scorer, rows, out: Path, progress: bool) -> np.ndarray:
 
 
 def distill(teacher: str | Path, inputs: Sequence[str | Path], out: str | Path, *,
-            backbone: str = DEFAULT_BACKBONE, image_size: int = DEFAULT_SIZE, epochs: int = 8,
+            backbone: str = DEFAULT_BACKBONE, image_size: int = DEFAULT_SIZE,
+            image_levels: str = DEFAULT_LEVELS, epochs: int = 8,
             batch_size: int = 32, learning_rate: float = 1e-3, val_share: float = 0.2, seed: int = 0,
             overwrite: bool = False, verbose="auto", progress: bool = True) -> dict:
     """Train a student of `teacher` on the photos of `inputs` into the run folder `out` (see the module
@@ -138,6 +145,7 @@ def distill(teacher: str | Path, inputs: Sequence[str | Path], out: str | Path, 
     cfg.data.data_dir = str(inputs[0])
     m = cfg.model
     m.task, m.backbone, m.image_size = ("rater" if rater else "score"), backbone, image_size
+    m.image_levels = image_levels
     m.use_metadata = scorer.uses_metadata and not rater
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = epochs, batch_size, learning_rate, seed
@@ -180,16 +188,18 @@ def _fit(cfg, run, rows, target, held, rater: bool, verbose) -> float:
     import keras
 
     from pawtf.data.pipeline import make_dataset
-    from pawtf.models.popularity import build_model, training_model
+    from pawtf.models.popularity import adapt_levels, build_model, training_model
     from pawtf.train import HistoryLog, RunBackup, SaveBest, schedule_callbacks
 
     keras.utils.set_random_seed(cfg.train.seed)
     model = build_model(cfg.model, initial_score=float(np.mean(target[~held])) if not rater else 50.0)
+    size, batch, meta = cfg.model.image_size, cfg.train.batch_size, cfg.model.use_metadata
+    learnt = make_dataset(rows[~held], size, batch, with_target=False, with_metadata=False, cache=False)
+    adapt_levels(model, learnt.map(lambda inputs: inputs["image"]))
     fit = training_model(model)
     fit.compile(optimizer=keras.optimizers.AdamW(cfg.train.learning_rate, weight_decay=cfg.train.weight_decay),
                 loss=keras.losses.BinaryCrossentropy() if rater else "mse",
                 metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
-    size, batch, meta = cfg.model.image_size, cfg.train.batch_size, cfg.model.use_metadata
     y = np.asarray(target, np.float32).reshape(-1, 1)
     train_ds = make_dataset(rows[~held], size, batch, training=True, seed=cfg.train.seed, targets=y[~held],
                             with_metadata=meta, cache=False)

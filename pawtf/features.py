@@ -271,7 +271,7 @@ def feature_model(spec: FeatureSpec, levels: Sequence[str], name: str = "feature
 
     from pawtf.config import ModelConfig
     from pawtf.models import backbones
-    from pawtf.models.popularity import EMBEDDING, IMAGE_INPUT, build_model
+    from pawtf.models.popularity import EMBEDDING, IMAGE_INPUT, build_model, level_tensors
 
     registry = backbones.get(spec.backbone)
     weights = None if spec.weights == "none" else spec.weights
@@ -279,24 +279,14 @@ def feature_model(spec: FeatureSpec, levels: Sequence[str], name: str = "feature
         keras.utils.set_random_seed(spec.seed)
     model = build_model(ModelConfig(backbone=spec.backbone, weights=weights, image_size=spec.image_size,
                                     unfreeze=0, use_metadata=False))
-    pooled = model.get_layer(EMBEDDING).output
-    outputs = {}
-    if "pooled" in levels:
-        outputs["pooled"] = pooled
-    if "multilevel" in levels:
-        pools = [keras.layers.GlobalAveragePooling2D(name=f"multilevel_{i}")(model.get_layer(layer).output)
-                 for i, layer in enumerate(registry.block_outputs(model))]
-        outputs["multilevel"] = keras.layers.Concatenate(name="multilevel")([*pools, pooled])
+    image, pooled = model.get_layer(IMAGE_INPUT).output, model.get_layer(EMBEDDING).output
+    outputs = level_tensors(model, registry, image, pooled, [l for l in levels if l != "logits"])
     if "logits" in levels:
         kernel, bias = registry.imagenet_classifier()
         head = keras.layers.Dense(len(bias), name="imagenet_logits")
         outputs["logits"] = head(pooled)
         head.set_weights([kernel, bias])
-    if "technical" in levels:
-        from pawtf.quality.technical import TechnicalMeasures
-
-        outputs["technical"] = TechnicalMeasures(name="technical")(model.get_layer(IMAGE_INPUT).output)
-    return keras.Model(model.get_layer(IMAGE_INPUT).output, outputs, name=name)
+    return keras.Model(image, {l: outputs[l] for l in levels}, name=name)
 
 
 def _traced(extractor, spec: FeatureSpec) -> Callable:

@@ -35,7 +35,7 @@ from pawtf.data.pipeline import make_dataset
 from pawtf.data.schema import ID_COLUMN
 from pawtf.data.split import check_no_leak, make_folds, oversample
 from pawtf.distribute import check_strategy, precision_policy, resolve_xla, strategy_for
-from pawtf.models.popularity import build_model, image_size, training_model
+from pawtf.models.popularity import adapt_levels, build_model, image_size, training_model
 from pawtf.runs import RunExistsError, RunFolder, fold_run, write_cv_summary
 
 __all__ = ["FoldData", "HistoryLog", "RunBackup", "RunExistsError", "SaveBest", "compile_model", "cross_validate", "evaluate_model",
@@ -257,6 +257,18 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             shutil.rmtree(self.backup_dir, ignore_errors=True)
 
 
+def _adapt_levels(model: keras.Model, cfg: RunConfig, rows: pd.DataFrame) -> None:
+    """Standardise the model's joined image levels (``--image-levels`` beyond pooled) by the features of
+    the training photos `rows`, unaugmented (see `pawtf.models.popularity.adapt_levels`)."""
+    if cfg.model.image_levels == "pooled":
+        return
+    logger.info("standardising the image levels (%s) by the %d training photos' features", cfg.model.image_levels,
+                len(rows))
+    images = make_dataset(rows, image_size(cfg.model), cfg.train.batch_size, with_target=False, cache=False,
+                          with_metadata=False)
+    adapt_levels(model, images.map(lambda inputs: inputs["image"]))
+
+
 def fit_model(cfg: RunConfig, run: RunFolder, data: FoldData, *, verbose="auto", callbacks=None,
               prepare=None) -> dict:
     """Fit the model of `cfg` on `data` into the created run folder `run` (the best epoch's model is
@@ -302,6 +314,7 @@ def _fit(cfg: RunConfig, run: RunFolder, data: FoldData, task, stats, *, verbose
         model = build_model(cfg.model, initial_score=stats.score_mean, flag_prior=stats.flag_prevalence)
         if prepare is not None:
             prepare(model)
+        _adapt_levels(model, cfg, data.train)
         fit = compile_model(training_model(model), cfg, stats)
     if strategy.num_replicas_in_sync > 1:
         logger.info("training on %d replicas (%s), %d photos a batch each", strategy.num_replicas_in_sync,

@@ -45,6 +45,9 @@ def test_a_student_learns_the_teacher_and_resumes_without_rescoring(make_run, ti
     assert len(kept) == 60 and np.isfinite(kept["teacher"]).all()
     run = RunFolder(out)
     assert (run.config().model.backbone, run.config().model.image_size) == ("efficientnet_lite0", 64)
+    assert run.config().model.image_levels == "multilevel,technical"  # the student sees every block
+    scale = run.load_model().get_layer("image_pool")  # standardised by the photos it learnt from
+    assert np.abs(np.asarray(scale.mean)).max() > 0 and not np.allclose(scale.variance, 1)
     # a kill after the teacher scored: the same command reuses its outputs and fits
     (out / "metrics.json").unlink()
     (out / "fitted.json").unlink()

@@ -43,6 +43,17 @@ def test_tiny_end_to_end(tiny_demo, tmp_path):
         train(cfg, tmp_path / "run", verbose=0)
 
 
+def test_image_levels_beyond_pooled_train_and_reload(tiny_demo, tmp_path):
+    cfg = tiny_config(tiny_demo, epochs=1)
+    cfg.model.image_levels = "pooled,technical"
+    metrics = train(cfg, tmp_path / "run", verbose=0)
+    assert np.isfinite(metrics["val_rmse"])
+    scale = load_run(tmp_path / "run").model.get_layer("image_pool")
+    assert scale.input.shape[-1] == 1280 + 9  # MobileNetV2's pooled features and the technical measures
+    brightness = 1280 + 1  # the training photos' mean brightness, a share of white
+    assert 0.05 < float(np.asarray(scale.mean).reshape(-1)[brightness]) < 0.95
+
+
 def test_other_settings_are_not_mixed_into_an_unfinished_run(tiny_demo, tmp_path):
     cfg = tiny_config(tiny_demo)
     RunFolder(tmp_path / "run").create(cfg)

@@ -90,6 +90,10 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                         "(default: %(default)s)")
     p.add_argument("--image-size", type=positive_int, default=MODEL.image_size,
                    help="input size in pixels (default: the backbone's)")
+    p.add_argument("--image-levels", default=MODEL.image_levels, metavar="LEVELS",
+                   help="nn: what the heads read from the photo: pooled (the last block), or multilevel (every "
+                        "block's average), each optionally with ,technical (sharpness, exposure, noise...); "
+                        "beyond pooled they are standardised by the training photos (default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, default=TRAIN.epochs, help="(default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=TRAIN.batch_size,
                    help="(default: %(default)s)")
@@ -134,6 +138,7 @@ def run_config(args) -> RunConfig:
     m = cfg.model
     m.backbone, m.weights, m.unfreeze, m.image_size = args.backbone, args.weights, args.unfreeze, \
         args.image_size
+    m.image_levels = args.image_levels
     m.use_metadata, m.loss = not args.no_metadata, args.loss
     m.task, m.flag_balance, m.good_above = args.task, args.flag_balance, args.good_above
     m.flags_loss_weight, m.score_loss_weight = args.flags_loss_weight, args.score_loss_weight
@@ -302,6 +307,7 @@ def cmd_distill(args) -> None:
           file=sys.stderr)
     try:
         metrics = distill(args.teacher, args.data, args.out, backbone=args.backbone, image_size=args.image_size,
+                          image_levels=args.image_levels,
                           epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
                           val_share=args.val_share, seed=args.seed, overwrite=args.overwrite,
                           verbose=0 if args.quiet else "auto", progress=not args.quiet)
@@ -327,6 +333,9 @@ def add_distill(sub) -> None:
                    help="the student's backbone (default: %(default)s)")
     p.add_argument("--image-size", type=positive_int, default=distill.DEFAULT_SIZE,
                    help="the student's image side in px (default: %(default)s)")
+    p.add_argument("--image-levels", default=distill.DEFAULT_LEVELS, metavar="LEVELS",
+                   help="what the student's head reads from the photo: pooled, or multilevel (every block), "
+                        "each optionally with ,technical (default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, default=8, help="(default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=TRAIN.batch_size, help="(default: %(default)s)")
     p.add_argument("--lr", type=float, default=TRAIN.learning_rate, help="(default: %(default)s)")

@@ -6,6 +6,14 @@ inside the model) and, where the task takes them, ``metadata`` (12 floats). The 
 ``pawpularity`` is the score on the 0-100 scale, its last layer started at the training mean, so the
 first epochs improve on the mean predictor instead of climbing towards it.
 
+What the heads read from the photo (``ModelConfig.image_levels``, :data:`IMAGE_LEVELS`): by default
+``pooled``, the global average of the backbone's last feature map. ``multilevel`` reads every block's
+average before it (the MultiGAP features of aesthetic-quality work: blur, noise and exposure live in the
+early blocks, which the last one has pooled away), and ``technical`` adds the photo's technical measures
+(`pawtf.quality.technical`) as the model sees it. Those levels are joined and then standardised by a
+``Normalization`` layer whose mean and variance come from the training photos (:func:`adapt_levels`,
+called before the fit), as a feature head's scaler would.
+
 Example:
 
 >>> from pawtf.config import ModelConfig
@@ -27,16 +35,60 @@ from pawtf.data.augment import ViewAugment
 from pawtf.models import backbones
 from pawtf.models.layers import Preprocess
 
-__all__ = ["EMBEDDING", "IMAGE_INPUT", "build_head_model", "build_model", "embedding_model", "image_size",
-           "set_trainable", "training_model", "transfer_weights"]
+__all__ = ["EMBEDDING", "IMAGE_INPUT", "IMAGE_LEVELS", "adapt_levels", "build_head_model", "build_model",
+           "embedding_model", "image_levels", "image_size", "level_tensors", "set_trainable", "training_model",
+           "transfer_weights"]
 
 IMAGE_INPUT = "image"
-EMBEDDING = "image_pool"  # the pooled backbone features: what frozen-backbone trials cache
+EMBEDDING = "image_pool"  # what the heads read from the photo: what frozen-backbone trials cache
+#: What the heads can read from the photo: ``pooled`` or ``multilevel`` (which holds ``pooled``), and
+#: optionally ``technical``; the levels of `pawtf.features` that come from one pass of the model's backbone.
+IMAGE_LEVELS = ("pooled", "multilevel", "technical")
+_JOINED = "image_levels"  # the joined levels, before their standardisation (named EMBEDDING)
 
 
 def image_size(cfg: ModelConfig) -> int:
     """The input size the model uses: the configured one, else the backbone's default."""
     return cfg.image_size or backbones.get(cfg.backbone).default_size
+
+
+def image_levels(cfg: ModelConfig) -> tuple[str, ...]:
+    """`cfg.image_levels` as a tuple, checked.
+
+    >>> image_levels(ModelConfig(image_levels="multilevel, technical"))
+    ('multilevel', 'technical')
+
+    Raises:
+        ValueError: an unknown level, or not exactly one of pooled and multilevel.
+    """
+    levels = tuple(dict.fromkeys(l.strip() for l in cfg.image_levels.split(",") if l.strip()))
+    unknown = [l for l in levels if l not in IMAGE_LEVELS]
+    if unknown or len({"pooled", "multilevel"} & set(levels)) != 1:
+        raise ValueError(f"--image-levels {cfg.image_levels!r}: give pooled or multilevel (which holds pooled), "
+                         f"then optionally technical, e.g. multilevel,technical")
+    if "multilevel" in levels and backbones.get(cfg.backbone).block_outputs is None:
+        raise ValueError(f"--image-levels multilevel needs the backbone's blocks, which the registry knows for "
+                         f"{', '.join(backbones.with_blocks())}; {cfg.backbone} is not one of them")
+    return levels
+
+
+def level_tensors(backbone: keras.Model, spec: backbones.BackboneSpec, image, pooled,
+                  levels: Iterable[str]) -> dict:
+    """The Keras tensors of `levels` (of :data:`IMAGE_LEVELS`) for a `backbone` built on the model's
+    `image` input (0-255) with `pooled` its pooled last feature map; `pawtf.features` computes with the
+    same tensors."""
+    from pawtf.quality.technical import TechnicalMeasures
+
+    out = {}
+    if "pooled" in levels:
+        out["pooled"] = pooled
+    if "multilevel" in levels:
+        pools = [keras.layers.GlobalAveragePooling2D(name=f"multilevel_{i}")(backbone.get_layer(layer).output)
+                 for i, layer in enumerate(spec.block_outputs(backbone))]
+        out["multilevel"] = keras.layers.Concatenate(name="multilevel")([*pools, pooled])
+    if "technical" in levels:
+        out["technical"] = TechnicalMeasures(name="technical")(image)
+    return out
 
 
 def build_model(cfg: ModelConfig, initial_score: float = 38.0,
@@ -58,7 +110,14 @@ def build_model(cfg: ModelConfig, initial_score: float = 38.0,
     backbone = spec.build(x, cfg.weights)
     set_trainable(backbone, cfg.unfreeze)
     features = keras.layers.Identity(name=backbones.FEATURES_LAYER)(spec.features(backbone))
-    embedding = keras.layers.GlobalAveragePooling2D(name=EMBEDDING)(features)
+    levels = image_levels(cfg)
+    if levels == ("pooled",):
+        embedding = keras.layers.GlobalAveragePooling2D(name=EMBEDDING)(features)
+    else:
+        pooled = keras.layers.GlobalAveragePooling2D(name="image_pool_last")(features)
+        parts = list(level_tensors(backbone, spec, image, pooled, levels).values())
+        joined = keras.layers.Concatenate(name=_JOINED)(parts) if len(parts) > 1 else parts[0]
+        embedding = keras.layers.Normalization(name=EMBEDDING)(joined)
     inputs, outputs = tasks.get(cfg.task).build_heads(embedding, cfg, initial_score, flag_prior)
     return keras.Model([image, *inputs], outputs, name=f"pawpularity_{cfg.backbone}")
 
@@ -72,6 +131,19 @@ def build_head_model(cfg: ModelConfig, embedding_dim: int, initial_score: float 
     embedding = keras.Input((embedding_dim,), name="embedding")
     inputs, outputs = tasks.get(cfg.task).build_heads(embedding, cfg, initial_score, flag_prior)
     return keras.Model([embedding, *inputs], outputs, name="pawpularity_head")
+
+
+def adapt_levels(model: keras.Model, images) -> bool:
+    """Set the standardisation of a model's joined image levels (see the module docstring) to the mean
+    and variance of the features of `images` (a dataset of 0-255 image batches: the training photos, no
+    augmentation); returns whether the model has one (a ``pooled`` model has none: False, nothing done).
+    Deterministic, so a resumed fit adapts to the same values."""
+    layer = model.get_layer(EMBEDDING)
+    if not isinstance(layer, keras.layers.Normalization):
+        return False
+    joined = keras.Model(model.get_layer(IMAGE_INPUT).output, layer.input, name="image_levels")
+    layer.adapt(joined.predict(images, verbose=0))
+    return True
 
 
 def embedding_model(model: keras.Model) -> keras.Model:

@@ -76,3 +76,40 @@ def test_head_model_weights_move_into_the_full_model_by_name():
     np.testing.assert_allclose(full.predict(x, verbose=0),
                                head.predict({"embedding": pooled, "metadata": x["metadata"]}, verbose=0),
                                rtol=1e-4, atol=1e-3)
+
+
+def test_multilevel_and_technical_levels_are_standardised_by_the_training_photos(tmp_path):
+    import tensorflow as tf
+
+    from pawtf.models.popularity import adapt_levels
+    from pawtf.quality.technical import TECHNICAL_MEASURES
+    from pawtf.runs import _register_layers
+
+    cfg = ModelConfig(task="rater", backbone="efficientnet_lite0", weights="imagenet", image_size=32,
+                      image_levels="multilevel,technical")
+    model = build_model(cfg)
+    pooled = build_model(ModelConfig(task="rater", backbone="efficientnet_lite0", weights=None, image_size=32))
+    assert model.get_layer("multilevel").output.shape[-1] == 3088  # every block's average, then the pooled 1,280
+    assert model.get_layer(EMBEDDING).output.shape[-1] == 3088 + len(TECHNICAL_MEASURES)
+    rng = np.random.default_rng(0)  # photos of different brightness: the measures vary
+    images = (rng.uniform(0.2, 1, (12, 1, 1, 3)) * rng.uniform(0, 255, (12, 32, 32, 3))).astype("float32")
+    assert adapt_levels(model, tf.data.Dataset.from_tensor_slices(images).batch(5))
+    assert not adapt_levels(pooled, tf.data.Dataset.from_tensor_slices(images).batch(5))  # nothing to adapt
+    features = embedding_model(model).predict(images, verbose=0)
+    varied = features.std(0) > 1e-3
+    assert varied.sum() > 1000
+    np.testing.assert_allclose(features[:, varied].mean(0), 0, atol=1e-3)
+    np.testing.assert_allclose(features[:, varied].std(0), 1, atol=1e-2)
+    model.save(tmp_path / "m.keras")  # the training photos' mean and variance are saved with the model
+    _register_layers()
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("levels, message", [("pooled,multilevel", "give pooled or multilevel"),
+                                             ("technical", "give pooled or multilevel"),
+                                             ("pooled,edges", "give pooled or multilevel"),
+                                             ("multilevel", "needs the backbone's blocks")])
+def test_bad_image_levels_are_clear_errors(levels, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(ModelConfig(backbone="mobilenetv2", weights=None, image_size=32, image_levels=levels))
