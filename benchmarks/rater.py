@@ -27,8 +27,8 @@ student: the aesthetic-rating study's table, measured in one run.
    1-4 of 5 and evaluated on fold 0: accuracy, balanced accuracy and ROC-AUC beside the majority class.
 2. **Stages**, on set B (A without real photos): the feature count at each stage and the figures with PCA
    and the genetic selection, without PCA, without the selection, and without both (same bank, same fold).
-3. **Distillation**: the teacher is set B's rater; the student (``pawtf.distill``, Lite0 at 160 px, end to
-   end) learns its probabilities on the teacher's own training photos, unlabelled (copied into one
+3. **Distillation**: the teacher is set B's rater; the student (``pawtf.distill``'s defaults: Lite0 at 160
+   px, one head on every block's average and the technical measures) learns its probabilities on the teacher's own training photos, unlabelled (copied into one
    folder). Both are then scored with ``pawtf.predict.predict`` on the teacher's held-out photos (fold 0,
    per the run's split.csv): ROC-AUC against the true labels for each, and the speed of scoring the same
    --time-n photos (warmed up, --repeats interleaved rounds, median images/s).
@@ -249,15 +249,18 @@ def stages(args, name: str, data_dir: Path, work: Path, bank: Path, full: dict) 
                                             bank, **changes)))
     print(f"\n== stages on set {name} (same bank, fold 0) ==")
     print(f"{'stages':<14} {'features':>8} {'after PCA':>9} {'selected':>8} {'acc':>6} {'bal_acc':>7} {'auc':>6} "
-          f"{'GA s':>6} {'GA cv auc':>9} {'fit s':>6}")
+          f"{'GA s':>6} {'GA cv auc':>9} {'GA kept':>7} {'fit s':>6}")
     for label, m in variants:
         print(f"{label:<14} {m['n_features']:>8} {m.get('n_after_pca', '-'):>9} {m.get('n_selected', '-'):>8} "
               f"{fmt(m['good_accuracy']):>6} {fmt(m['good_balanced_accuracy']):>7} {fmt(m['good_auc']):>6} "
-              f"{fmt(m.get('ga_seconds'), '.1f'):>6} {fmt(m.get('ga_cv_auc')):>9} {fmt(m['fit_seconds'], '.1f'):>6}")
+              f"{fmt(m.get('ga_seconds'), '.1f'):>6} {fmt(m.get('ga_cv_auc')):>9} "
+              f"{'-' if 'ga_subset_kept' not in m else ('subset' if m['ga_subset_kept'] else 'all'):>7} "
+              f"{fmt(m['fit_seconds'], '.1f'):>6}")
     pca = full.get("pca_explained_variance")
     print(f"(PCA keeps {pca} of the variance; GA: population {args.ga_population}, {args.ga_generations} "
-          "generations, at most a quarter of its input columns; 'GA cv auc' is the run's ga_cv_auc, the best "
-          "inner 3-fold AUC of any subset evaluated, including subsets over that cap, which the search rejected)")
+          "generations, at most a quarter of its input columns; 'GA cv auc' is the run's ga_cv_auc, the inner "
+          "3-fold AUC of the columns kept; 'GA kept': the subset found, or all the columns where that subset "
+          "scored below them on the training rows)")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -28,7 +28,10 @@ from pawtf.tasks.outputs import SCORE_OUTPUT
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ensemble", "ensemble_model", "is_cv_folder", "nnls_weights", "out_of_fold"]
+__all__ = ["OUT_OF_FOLD_FILE", "ensemble", "ensemble_model", "is_cv_folder", "nnls_weights", "out_of_fold"]
+
+#: An nnls ensemble's run folder keeps the out-of-fold predictions its weights were fitted on (`out_of_fold`).
+OUT_OF_FOLD_FILE = "out_of_fold.csv"
 
 logger = logging.getLogger(__name__)
 
@@ -209,9 +212,10 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
     if missing:
         raise ValueError(f"{len(missing)} rows the members trained or validated on are no longer in "
                          f"{cfg.data.data_dir} (e.g. {sorted(missing)[0]}): ensemble runs on the data they learnt from")
-    oof = {}
+    oof, predictions = {}, None
     if not fixed:  # nnls: every member is a cv folder (checked above)
-        oof = _oof_figures(out_of_fold(cv_dirs, table), fold)
+        predictions = out_of_fold(cv_dirs, table)
+        oof = _oof_figures(predictions, fold)
         weights = np.asarray(oof["weights"])
     table = table.set_index("Id", drop=False).loc[member_split["Id"]].reset_index(drop=True)
     roles = member_split["role"].to_numpy()
@@ -221,6 +225,8 @@ def ensemble(run_paths: Sequence[str | Path], out: str | Path, weights: Sequence
     folder.create(cfg, overwrite=overwrite)
     folder.write_split(data.split_table())
     folder.save_model(model)
+    if predictions is not None:
+        predictions.to_csv(folder.path / OUT_OF_FOLD_FILE, index=False)
     metrics = evaluate_model(folder.load_model(), cfg, data, tasks.TaskStats.from_rows(data.train))
     members = [{"run": str(run.path), "weight": round(float(w), 4), "val_rmse": run.metrics.get("val_rmse"),
                 "head": run.config.model.head} for run, w in zip(runs, weights)]

@@ -165,7 +165,7 @@ def _genetic_selection(z, y, *, max_features, population, generations, seed, pro
     every = _cv_auc(estimator, z, y, cv)
     if kept < every:  # a selection must beat no selection on the training rows, or it is not made
         logger.warning("genetic selection: the best subset found (%d of %d columns, inner 3-fold ROC-AUC %.3f) "
-                       "does better than all %d columns (%.3f) nowhere: every column is kept", mask.sum(),
+                       "scores below all %d columns (%.3f): no selection is made, every column is kept", mask.sum(),
                        z.shape[1], kept, z.shape[1], every)
         return np.ones(z.shape[1], bool), every, False
     return mask, kept, True

@@ -6,6 +6,7 @@ Members are SVR and ridge heads on bank features of the tiny demo at 64 px (fitt
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pawtf.config import RunConfig
@@ -101,7 +102,7 @@ def cv_members(tiny_demo, tmp_path_factory):
 def test_nnls_weights_from_out_of_fold_predictions(cv_members, tmp_path, tiny_demo):
     """--weights nnls on cv members: weights fitted by NNLS on the out-of-fold predictions of every fold
     but the ensemble's, the cross-fitted out-of-fold RMSE reported, fold 1's runs joined."""
-    from pawtf.ensemble import nnls_weights, out_of_fold
+    from pawtf.ensemble import OUT_OF_FOLD_FILE, nnls_weights
     from pawtf.runs import load_run
     from pawtf.train import load_table
 
@@ -110,8 +111,10 @@ def test_nnls_weights_from_out_of_fold_predictions(cv_members, tmp_path, tiny_de
     assert [m["run"] for m in metrics["members"]] == [str(p / "fold1") for p in cv_members]
     assert metrics["oof_rows"] == 60 and len(metrics["oof_rmse_members"]) == 2
     run = load_run(tmp_path / "ens")
-    oof = out_of_fold(cv_members, load_table(run.config, progress=False))
+    oof = pd.read_csv(tmp_path / "ens" / OUT_OF_FOLD_FILE, dtype={"Id": str})  # what the weights were fitted on
     assert sorted(oof["Id"]) == sorted(load_table(run.config, progress=False)["Id"])
+    assert (oof.loc[oof.fold == 1, "Id"].sort_values().to_numpy() ==  # fold 1's rows: the runs' validation rows
+            run.folder.split().query("role == 'val'")["Id"].sort_values().to_numpy()).all()
     expected = nnls_weights(oof.loc[oof.fold != 1, ["member0", "member1"]].to_numpy(),
                             oof.loc[oof.fold != 1, "Pawpularity"].to_numpy())
     np.testing.assert_allclose([m["weight"] for m in metrics["members"]], expected, atol=1e-4)
