@@ -128,6 +128,7 @@ def distill(teacher: str | Path, inputs: Sequence[str | Path], out: str | Path, 
         pawtf.runs.RunExistsError: `out` holds a finished run, or one with other settings.
     """
     from pawtf.config import RunConfig
+    from pawtf.models.popularity import image_levels as levels_of
     from pawtf.predict import is_demo_model
     from pawtf.runs import RunFolder
     from pawtf.scorers import load_scorer
@@ -146,6 +147,7 @@ def distill(teacher: str | Path, inputs: Sequence[str | Path], out: str | Path, 
     m = cfg.model
     m.task, m.backbone, m.image_size = ("rater" if rater else "score"), backbone, image_size
     m.image_levels = image_levels
+    m.image_levels = ",".join(levels_of(m))  # checked (and spelt one way) before the teacher's work
     m.use_metadata = scorer.uses_metadata and not rater
     t = cfg.train
     t.epochs, t.batch_size, t.learning_rate, t.seed = epochs, batch_size, learning_rate, seed

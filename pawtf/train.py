@@ -35,7 +35,7 @@ from pawtf.data.pipeline import make_dataset
 from pawtf.data.schema import ID_COLUMN
 from pawtf.data.split import check_no_leak, make_folds, oversample
 from pawtf.distribute import check_strategy, precision_policy, resolve_xla, strategy_for
-from pawtf.models.popularity import adapt_levels, build_model, image_size, training_model
+from pawtf.models.popularity import adapt_levels, build_model, image_levels, image_size, training_model
 from pawtf.runs import RunExistsError, RunFolder, fold_run, write_cv_summary
 
 __all__ = ["FoldData", "HistoryLog", "RunBackup", "RunExistsError", "SaveBest", "compile_model", "cross_validate", "evaluate_model",
@@ -370,6 +370,7 @@ def train(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = False, verbo
     task.check_config(cfg)
     feature_heads.check_config(cfg)
     check_strategy(cfg.train.strategy, cfg.train.precision)
+    cfg = variant(cfg, image_levels=",".join(image_levels(cfg.model)))  # checked before any write
     cfg = feature_heads.resolve(cfg)  # the folder records the feature head's image size and features
     cfg = task.resolve(cfg)
     run = RunFolder(out_dir)
@@ -400,6 +401,7 @@ def cross_validate(cfg: RunConfig, out_dir: str | Path, *, overwrite: bool = Fal
     task.check_config(cfg)
     feature_heads.check_config(cfg)
     check_strategy(cfg.train.strategy, cfg.train.precision)
+    cfg = variant(cfg, image_levels=",".join(image_levels(cfg.model)))  # checked before any write
     cfg = task.resolve(feature_heads.resolve(cfg))
     table = load_table(cfg, progress=verbose != 0, feature_bank=feature_bank)
     results = []

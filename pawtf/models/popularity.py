@@ -117,7 +117,7 @@ def build_model(cfg: ModelConfig, initial_score: float = 38.0,
         pooled = keras.layers.GlobalAveragePooling2D(name="image_pool_last")(features)
         parts = list(level_tensors(backbone, spec, image, pooled, levels).values())
         joined = keras.layers.Concatenate(name=_JOINED)(parts) if len(parts) > 1 else parts[0]
-        embedding = keras.layers.Normalization(name=EMBEDDING)(joined)
+        embedding = keras.layers.Normalization(name=EMBEDDING, dtype="float32")(joined)  # float32 statistics
     inputs, outputs = tasks.get(cfg.task).build_heads(embedding, cfg, initial_score, flag_prior)
     return keras.Model([image, *inputs], outputs, name=f"pawpularity_{cfg.backbone}")
 
@@ -137,12 +137,19 @@ def adapt_levels(model: keras.Model, images) -> bool:
     """Set the standardisation of a model's joined image levels (see the module docstring) to the mean
     and variance of the features of `images` (a dataset of 0-255 image batches: the training photos, no
     augmentation); returns whether the model has one (a ``pooled`` model has none: False, nothing done).
-    Deterministic, so a resumed fit adapts to the same values."""
+    Deterministic, so a resumed fit adapts to the same values. A column constant over the photos (no
+    variance: a channel that never fires) is centred but not scaled, as scikit-learn's StandardScaler does,
+    so a photo where it fires is not multiplied by 1e7."""
+    import numpy as np
+
     layer = model.get_layer(EMBEDDING)
     if not isinstance(layer, keras.layers.Normalization):
         return False
     joined = keras.Model(model.get_layer(IMAGE_INPUT).output, layer.input, name="image_levels")
-    layer.adapt(joined.predict(images, verbose=0))
+    layer.adapt(np.asarray(joined.predict(images, verbose=0), np.float64))  # a mixed policy predicts in 16 bits
+    variance = np.asarray(layer.adapt_variance)
+    layer.adapt_variance.assign(np.where(variance > 1e-6, variance, 1.0).astype(variance.dtype))
+    layer.finalize_state()
     return True
 
 
@@ -164,6 +171,8 @@ def transfer_weights(source: keras.Model, target: keras.Model, only: Iterable[st
         name = rename.get(layer.name, layer.name)
         if layer.weights and name in names and (only is None or layer.name in only):
             target.get_layer(name).set_weights(layer.get_weights())
+            if isinstance(layer, keras.layers.Normalization):  # its statistics are constants made from them
+                target.get_layer(name).finalize_state()
             copied.append(layer.name)
     return copied
 

@@ -154,8 +154,10 @@ def _colourfulness(images: tf.Tensor) -> tf.Tensor:
     r, g, b = tf.unstack(images, axis=-1)
     rg = r - g
     yb = 0.5 * (r + g) - b
-    spread = tf.sqrt(tf.math.reduce_variance(rg, axis=[1, 2]) + tf.math.reduce_variance(yb, axis=[1, 2]))
-    centre = tf.sqrt(tf.square(tf.reduce_mean(rg, axis=[1, 2])) + tf.square(tf.reduce_mean(yb, axis=[1, 2])))
+    # + 1e-12 under the roots: a grey photo's 0 would give an infinite gradient (saliency maps of NaN)
+    spread = tf.sqrt(tf.math.reduce_variance(rg, axis=[1, 2]) + tf.math.reduce_variance(yb, axis=[1, 2]) + 1e-12)
+    centre = tf.sqrt(tf.square(tf.reduce_mean(rg, axis=[1, 2])) + tf.square(tf.reduce_mean(yb, axis=[1, 2]))
+                     + 1e-12)
     return (spread + 0.3 * centre) / 255.0
 
 
@@ -194,7 +196,7 @@ def technical_measures(images, original_sizes=None) -> tf.Tensor:
     brightness = tf.reduce_mean(grey, axis=axes) / 255.0
     shadows = tf.reduce_mean(tf.cast(grey <= SHADOW_LEVEL, tf.float32), axis=axes)
     highlights = tf.reduce_mean(tf.cast(grey >= HIGHLIGHT_LEVEL, tf.float32), axis=axes)
-    contrast = tf.math.reduce_std(grey, axis=axes) / 255.0
+    contrast = tf.sqrt(tf.math.reduce_variance(grey, axis=axes) + 1e-12) / 255.0  # no infinite gradient at 0
     # The mean over the (H-2)(W-2) 'VALID' positions is the sum / ((W-2)(H-2)) of Immerkaer's formula.
     noise = math.sqrt(math.pi / 2.0) / 6.0 * tf.reduce_mean(tf.abs(_filter(grey, _IMMERKAER)), axis=axes)
     if original_sizes is None:

@@ -100,6 +100,11 @@ def test_multilevel_and_technical_levels_are_standardised_by_the_training_photos
     assert varied.sum() > 1000
     np.testing.assert_allclose(features[:, varied].mean(0), 0, atol=1e-3)
     np.testing.assert_allclose(features[:, varied].std(0), 1, atol=1e-2)
+    scale = model.get_layer(EMBEDDING)  # a column constant over the photos is centred, not scaled by 1e7
+    assert np.asarray(scale.variance).min() > 1e-6
+    copy = build_model(cfg)  # weights moved by name carry the statistics (attribute-fed's stage 2)
+    transfer_weights(model, copy)
+    np.testing.assert_allclose(embedding_model(copy).predict(images, verbose=0), features, atol=1e-4)
     model.save(tmp_path / "m.keras")  # the training photos' mean and variance are saved with the model
     _register_layers()
     again = keras.saving.load_model(tmp_path / "m.keras")
