@@ -79,7 +79,8 @@ class ModelConfig:
     image_size: int | None = None  # None: the backbone's default input size
     unfreeze: int = 0  # number of trailing backbone layers to train (BatchNorm stays frozen)
     # What the heads read from the photo (pawtf.models.popularity): pooled, or multilevel (every block's
-    # average), each optionally with ,technical (the photo's technical measures).
+    # average), each optionally with ,technical (the photo's technical measures) and ,composition (where
+    # the pet is in the frame).
     image_levels: str = "pooled"
     use_metadata: bool = True
     metadata_units: tuple[int, ...] = (16, 32)

@@ -13,7 +13,7 @@ rank and explain take the run as any other. All the run's backbones read the pho
 largest of their own (or ``--image-size``).
 
 ``--head fc`` (the rater, ``--task rater``) is the aesthetic-rating study's pipeline: the features
-(by default Lite0's multi-level features and technical measures joined with Lite2's pooled features,
+(by default Lite0's multi-level features, technical and composition measures joined with Lite2's pooled features,
 :data:`RATER_FEATURES`) go through the stages of `pawtf.selection` (standardise, PCA, genetic
 selection, fitted on the training fold) into a Keras classifier (Dense, Dropout, the ``good`` sigmoid)
 trained on them with the classes weighed to balance; the served model is image -> backbones ->
@@ -48,8 +48,10 @@ logger = logging.getLogger(__name__)
 HEADS = ("nn", "svr", "ridge", "fc")
 FEATURE_HEADS = ("svr", "ridge", "fc")
 #: The rater's features unless --features says otherwise: the study's multi-level CNN features (Lite0),
-#: technical measures, and a larger backbone's pooled features (Lite2, the EfficientNetB7 analogue).
-RATER_FEATURES = "efficientnet_lite0:multilevel,efficientnet_lite0:technical,efficientnet_lite2:pooled"
+#: technical measures, composition measures (where the pet is), and a larger backbone's pooled features
+#: (Lite2, the EfficientNetB7 analogue).
+RATER_FEATURES = ("efficientnet_lite0:multilevel,efficientnet_lite0:technical,efficientnet_lite0:composition,"
+                  "efficientnet_lite2:pooled")
 #: The feature bank a training run reads and fills unless told (relative to the working folder).
 DEFAULT_BANK = "feature_bank"
 

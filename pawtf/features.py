@@ -20,6 +20,10 @@ Levels:
 - ``technical``: the photo's technical measures (`pawtf.quality.technical`: sharpness, exposure,
   contrast, noise, JPEG blockiness, colourfulness...) on the image as the model sees it; the backbone
   only names the pass (and the size) they are computed in.
+- ``composition``: where the pet is in the frame (`pawtf.quality.composition`: the pet locator's box as
+  graph ops, then its share of the frame, offset from the centre and colour contrast with the
+  background; all 0 when no cat or dog is found), on the image as the model sees it. The locator is
+  Lite0 with its ImageNet head whatever the backbone, which again only names the pass and the size.
 
 Storage: one folder per spec key, holding ``part-*.npz`` files (``hashes``, ``features``) written
 atomically every few hundred photos; a killed extraction resumes from its last part, and concurrent
@@ -55,7 +59,7 @@ __all__ = ["LEVELS", "FeatureBank", "FeatureSpec", "feature_model", "photo_hash"
 logger = logging.getLogger(__name__)
 
 #: The feature levels a bank computes (see the module docstring).
-LEVELS = ("pooled", "multilevel", "logits", "technical")
+LEVELS = ("pooled", "multilevel", "logits", "technical", "composition")
 
 _PART_PHOTOS = 256  # photos per part file: what a kill can lose at most
 _MERGE_PARTS = 32  # more parts than this in a folder are merged into one when read

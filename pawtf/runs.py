@@ -346,4 +346,4 @@ def _register_layers() -> None:
     """Importing these registers pawtf's custom layers with Keras before a model is deserialised."""
     from pawtf.data import augment  # noqa: F401
     from pawtf.models import layers  # noqa: F401
-    from pawtf.quality import technical  # noqa: F401
+    from pawtf.quality import composition, technical  # noqa: F401

@@ -2,9 +2,11 @@
 
 A rater trained with ``--head fc`` (`pawtf.feature_heads`) reads named inputs: the technical measures
 (`pawtf.quality.technical`: sharpness, brightness, clipped shadows and highlights, contrast, noise, JPEG
-blockiness, colourfulness) and the backbones' features, block by block. :func:`reasons` asks how much each
+blockiness, colourfulness), the composition measures (`pawtf.quality.composition`: the pet's share of the
+frame, its offset from the centre, its contrast with the background) and the backbones' features, block by
+block. :func:`reasons` asks how much each
 of them moved one photo's probability of "good" away from a typical photo's: Shapley values (SHAP's
-Kernel explainer) over groups of inputs, each technical measure its own group and each backbone block's
+Kernel explainer) over groups of inputs, each technical or composition measure its own group and each backbone block's
 pooled features one group ("Lite0 block 3 of 7"), a group being "absent" when it takes the training
 photos' mean (the values the model's own standardisation holds). The values add up to the photo's
 probability minus a typical photo's. The PCA mixes every input into every component, so reasons are
@@ -43,6 +45,9 @@ PHRASES = {
     "blockiness": (None, "JPEG blocks"),
     "colourfulness": ("dull colours", "vivid colours"),
     "megapixels": ("small photo", "large photo"),
+    "subject_share": ("pet small in the frame", "pet fills the frame"),
+    "subject_offset": ("pet centred", "pet off-centre"),
+    "subject_contrast": ("pet blends into the background", "pet stands out from the background"),
 }
 #: The layers after the model's ``features`` concatenation, in order, in a ``--head fc`` rater.
 _HEAD_LAYERS = ("standardize", "pca", "ga_selection", "fc_dropout_in", "fc", "fc_dropout", "good_logit", "good")
@@ -64,6 +69,8 @@ class Reason:
         """The reason in plain words, e.g. ``too dark (brightness 0.18, typical 0.45)``."""
         if self.measure is None:
             return self.name
+        if self.measure == "subject_share" and self.photo == 0:  # the locator's "not found"
+            return f"no cat or dog found (subject share 0, typical {self.typical:.3g})"
         low, high = PHRASES.get(self.measure, (None, None))
         phrase = (low if self.photo < self.typical else high) or self.measure.replace("_", " ")
         return f"{phrase} ({self.measure.replace('_', ' ')} {self.photo:.3g}, typical {self.typical:.3g})"
@@ -137,8 +144,8 @@ def why_text(reasons: list[Reason], p_good: float, top: int = 3) -> str:
 def _groups(model, features: str, width: int) -> list[tuple[str, np.ndarray, str | None]]:
     """The named groups of the model's feature columns, in the order the ``features`` layer joins the run's
     `features` (``BACKBONE:LEVEL,...``): multilevel one group per block and then its pooled part, technical
-    one group per measure, pooled and logits one group each."""
-    from pawtf.quality.technical import TECHNICAL_MEASURES
+    and composition one group per measure, pooled and logits one group each."""
+    from pawtf.quality.technical import COMPOSITION_MEASURES, TECHNICAL_MEASURES
 
     names = {layer.name for layer in model.layers}
     sizes = ([int(t.shape[-1]) for t in model.get_layer("features")._inbound_nodes[0].input_tensors]
@@ -148,8 +155,9 @@ def _groups(model, features: str, width: int) -> list[tuple[str, np.ndarray, str
     for text, n in zip(features.split(","), sizes):
         backbone, _, level = text.strip().partition(":")
         short = backbone.replace("efficientnet_", "").replace("lite", "Lite")
-        if level == "technical":
-            groups += [(m, np.array([start + k]), m) for k, m in enumerate(TECHNICAL_MEASURES)]
+        if level in ("technical", "composition"):
+            measures = TECHNICAL_MEASURES if level == "technical" else COMPOSITION_MEASURES
+            groups += [(m, np.array([start + k]), m) for k, m in enumerate(measures)]
         elif level == "multilevel":
             blocks = _block_sizes(model, backbone, flat=backbone == first) or [n]
             offset = start

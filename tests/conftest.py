@@ -109,8 +109,9 @@ def photo_dir(tiny_demo, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def fc_rater(tiny_demo, tmp_path_factory):
-    """(run folder, metrics) of a rater trained with --head fc on `tiny_demo` (Lite0's multi-level features
-    and the technical measures, 64 px, a small genetic search): test_selection.py and test_app.py."""
+    """(run folder, metrics) of a rater trained with --head fc on `tiny_demo` (Lite0's multi-level features,
+    the technical and the composition measures, 64 px, a small genetic search): test_selection.py and
+    test_app.py."""
     from pawtf.config import RunConfig
     from pawtf.train import train
 
@@ -119,7 +120,7 @@ def fc_rater(tiny_demo, tmp_path_factory):
     cfg.data.data_dir, cfg.data.folds = str(tiny_demo), 4
     m = cfg.model
     m.task, m.head, m.image_size, m.head_units = "rater", "fc", 64, 16
-    m.features = "efficientnet_lite0:multilevel,efficientnet_lite0:technical"
+    m.features = "efficientnet_lite0:multilevel,efficientnet_lite0:technical,efficientnet_lite0:composition"
     m.pca_variance, m.ga_population, m.ga_generations = 0.9, 6, 2
     cfg.train.epochs, cfg.train.batch_size = 3, 16
     metrics = train(cfg, root / "run", verbose=0, feature_bank=root / "bank")

@@ -61,13 +61,14 @@ def test_a_rater_on_bank_features_trains_serves_and_exports(fc_rater, tiny_demo,
     from pawtf.runs import RunFolder, load_run
 
     run, metrics = fc_rater
-    assert metrics["n_features"] == 3088 + 9  # Lite0's multi-level features and the technical measures
+    assert metrics["n_features"] == 3088 + 9 + 3  # Lite0's multi-level features, technical and composition
     cap = max(1, metrics["n_after_pca"] // 4)
     assert metrics["n_selected"] == metrics["n_out"] == (
         min(metrics["n_selected"], cap) if metrics["ga_subset_kept"] else metrics["n_after_pca"])
     assert 0 <= metrics["good_balanced_accuracy"] <= 1 and 0 < metrics["good_threshold"] < 1
     model = RunFolder(run).load_model()
-    assert {"standardize", "pca", "ga_selection", "technical", "good_logit"} <= {layer.name for layer in model.layers}
+    assert {"standardize", "pca", "ga_selection", "technical", "composition", "good_logit"} <= {
+        layer.name for layer in model.layers}
     version = export(load_run(run), tmp_path / "export")
     photos = [tiny_demo / "train"]
     a = predict(load_scorer(run), photos, progress=False)
@@ -78,14 +79,14 @@ def test_a_rater_on_bank_features_trains_serves_and_exports(fc_rater, tiny_demo,
 
 def test_reasons_add_up_to_the_photo_against_a_typical_one_and_name_the_measures(fc_rater, tiny_demo):
     from pawtf.data.images import load_rgb
-    from pawtf.quality.technical import TECHNICAL_MEASURES
+    from pawtf.quality.technical import COMPOSITION_MEASURES, TECHNICAL_MEASURES
     from pawtf.runs import load_run
     from pawtf.why import WhyExplainer, why_text
 
     run = load_run(fc_rater[0])
     explainer = WhyExplainer(run.model, run.config.model.features, samples=300)
     names = [g[0] for g in explainer.groups]
-    assert names[-len(TECHNICAL_MEASURES):] == list(TECHNICAL_MEASURES) and "Lite0 overall content" in names
+    assert names[-12:] == [*TECHNICAL_MEASURES, *COMPOSITION_MEASURES] and "Lite0 overall content" in names
     assert names[0].startswith("Lite0 block 1 of ")
     photos = sorted((tiny_demo / "train").glob("*.jpg"))[:2]
     images = np.stack([load_rgb(p, size=(64, 64)) for p in photos]).astype(np.float32)

@@ -56,8 +56,9 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                         "fc (--task rater): the rating study's PCA -> genetic selection -> classifier on "
                         "bank features (default: %(default)s)")
     p.add_argument("--features", default=MODEL.features, metavar="BACKBONE:LEVEL,...",
-                   help="svr/ridge: the features, e.g. efficientnet_lite0:pooled,efficientnet_lite2:logits; "
-                        "levels pooled, multilevel, logits (default: <--backbone>:pooled)")
+                   help="svr, ridge and fc: the features, e.g. efficientnet_lite0:pooled,efficientnet_lite2:logits; "
+                        "levels pooled, multilevel, logits, technical, composition (default: <--backbone>:pooled; "
+                        "fc: Lite0's multilevel, technical and composition, Lite2's pooled)")
     p.add_argument("--feature-bank", default="feature_bank", metavar="DIR",
                    help="svr/ridge and --dedupe: where features are kept, shared with `pawtf features` "
                         "(default: %(default)s)")
@@ -92,7 +93,8 @@ def add_run_options(p: argparse.ArgumentParser, one_fold: bool = True) -> None:
                    help="input size in pixels (default: the backbone's)")
     p.add_argument("--image-levels", default=MODEL.image_levels, metavar="LEVELS",
                    help="nn: what the heads read from the photo: pooled (the last block), or multilevel (every "
-                        "block's average), each optionally with ,technical (sharpness, exposure, noise...); "
+                        "block's average), each optionally with ,technical (sharpness, exposure, noise...) "
+                        "and ,composition (where the pet is: its share, offset, contrast); "
                         "beyond pooled they are standardised by the training photos (default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, default=TRAIN.epochs, help="(default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=TRAIN.batch_size,
@@ -335,7 +337,7 @@ def add_distill(sub) -> None:
                    help="the student's image side in px (default: %(default)s)")
     p.add_argument("--image-levels", default=distill.DEFAULT_LEVELS, metavar="LEVELS",
                    help="what the student's head reads from the photo: pooled, or multilevel (every block), "
-                        "each optionally with ,technical (default: %(default)s)")
+                        "each optionally with ,technical and ,composition (default: %(default)s)")
     p.add_argument("--epochs", type=positive_int, default=8, help="(default: %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=TRAIN.batch_size, help="(default: %(default)s)")
     p.add_argument("--lr", type=float, default=TRAIN.learning_rate, help="(default: %(default)s)")

@@ -9,8 +9,9 @@ first epochs improve on the mean predictor instead of climbing towards it.
 What the heads read from the photo (``ModelConfig.image_levels``, :data:`IMAGE_LEVELS`): by default
 ``pooled``, the global average of the backbone's last feature map. ``multilevel`` reads every block's
 average before it (the MultiGAP features of aesthetic-quality work: blur, noise and exposure live in the
-early blocks, which the last one has pooled away), and ``technical`` adds the photo's technical measures
-(`pawtf.quality.technical`) as the model sees it. Those levels are joined and then standardised by a
+early blocks, which the last one has pooled away), ``technical`` adds the photo's technical measures
+(`pawtf.quality.technical`) as the model sees it, and ``composition`` where the pet is in the frame
+(`pawtf.quality.composition`: a frozen pet locator inside the model, two Lite0 passes more). Those levels are joined and then standardised by a
 ``Normalization`` layer whose mean and variance come from the training photos (:func:`adapt_levels`,
 called before the fit), as a feature head's scaler would.
 
@@ -42,8 +43,9 @@ __all__ = ["EMBEDDING", "IMAGE_INPUT", "IMAGE_LEVELS", "adapt_levels", "build_he
 IMAGE_INPUT = "image"
 EMBEDDING = "image_pool"  # what the heads read from the photo: what frozen-backbone trials cache
 #: What the heads can read from the photo: ``pooled`` or ``multilevel`` (which holds ``pooled``), and
-#: optionally ``technical``; the levels of `pawtf.features` that come from one pass of the model's backbone.
-IMAGE_LEVELS = ("pooled", "multilevel", "technical")
+#: optionally ``technical`` and ``composition``; the levels of `pawtf.features` that the model computes from
+#: the image it is given.
+IMAGE_LEVELS = ("pooled", "multilevel", "technical", "composition")
 _JOINED = "image_levels"  # the joined levels, before their standardisation (named EMBEDDING)
 
 
@@ -65,7 +67,7 @@ def image_levels(cfg: ModelConfig) -> tuple[str, ...]:
     unknown = [l for l in levels if l not in IMAGE_LEVELS]
     if unknown or len({"pooled", "multilevel"} & set(levels)) != 1:
         raise ValueError(f"--image-levels {cfg.image_levels!r}: give pooled or multilevel (which holds pooled), "
-                         f"then optionally technical, e.g. multilevel,technical")
+                         f"then optionally technical and composition, e.g. multilevel,technical")
     if "multilevel" in levels and backbones.get(cfg.backbone).block_outputs is None:
         raise ValueError(f"--image-levels multilevel needs the backbone's blocks, which the registry knows for "
                          f"{', '.join(backbones.with_blocks())}; {cfg.backbone} is not one of them")
@@ -77,6 +79,7 @@ def level_tensors(backbone: keras.Model, spec: backbones.BackboneSpec, image, po
     """The Keras tensors of `levels` (of :data:`IMAGE_LEVELS`) for a `backbone` built on the model's
     `image` input (0-255) with `pooled` its pooled last feature map; `pawtf.features` computes with the
     same tensors."""
+    from pawtf.quality.composition import composition_tensor
     from pawtf.quality.technical import TechnicalMeasures
 
     out = {}
@@ -88,6 +91,8 @@ def level_tensors(backbone: keras.Model, spec: backbones.BackboneSpec, image, po
         out["multilevel"] = keras.layers.Concatenate(name="multilevel")([*pools, pooled])
     if "technical" in levels:
         out["technical"] = TechnicalMeasures(name="technical")(image)
+    if "composition" in levels:
+        out["composition"] = composition_tensor(image, name="composition")
     return out
 
 
