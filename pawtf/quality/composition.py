@@ -140,8 +140,9 @@ class EraseBox(keras.layers.Layer):
         def inside(low, high, n):  # [N, n]: the pixels from floor(low') to ceil(high') of the grown span
             size = tf.cast(n, tf.float32)
             grow = (high - low) * self.margin
-            start = tf.maximum(0.0, tf.floor((low - grow) * size))
-            stop = tf.minimum(size, tf.math.ceil((high + grow) * size))
+            # 1e-3 px of slack: a box edge on a pixel edge (0.16 * 100 = 15.99999 in float32) stays there
+            start = tf.maximum(0.0, tf.floor((low - grow) * size + 1e-3))
+            stop = tf.minimum(size, tf.math.ceil((high + grow) * size - 1e-3))
             at = tf.range(size)[None, :]
             return (at >= start[:, None]) & (at < stop[:, None])
 

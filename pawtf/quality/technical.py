@@ -253,7 +253,8 @@ def composition_measures(images, boxes) -> tf.Tensor:
     n_out = height * width - n_in
     mean_in = tf.math.divide_no_nan(tf.einsum("nhw,nhwc->nc", inside, images), n_in[:, None])
     mean_out = tf.math.divide_no_nan(tf.einsum("nhw,nhwc->nc", 1.0 - inside, images), n_out[:, None])
-    contrast = tf.norm(mean_in - mean_out, axis=1) / 255.0
+    # + 1e-12 under the root: equal means (a black photo without a pet) would give an infinite gradient
+    contrast = tf.sqrt(tf.reduce_sum(tf.square(mean_in - mean_out), axis=1) + 1e-12) / 255.0
     contrast = tf.where((n_in > 0) & (n_out > 0), contrast, tf.zeros_like(contrast))
 
     zero = tf.zeros_like(share)
