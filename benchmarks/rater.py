@@ -23,7 +23,7 @@ student: the aesthetic-rating study's table, measured in one run.
      appears once. A defective copy is the same file in B and C, so the feature bank computes it once.
 
    Each is trained with the rater's fc head (default features: Lite0 multi-level + Lite0 technical
-   measures + Lite2 pooled; standardise -> PCA 95% -> genetic selection -> Keras FC classifier) on folds
+   measures + composition measures (where the pet is) + Lite2 pooled; standardise -> PCA 95% -> genetic selection -> Keras FC classifier) on folds
    1-4 of 5 and evaluated on fold 0: accuracy, balanced accuracy and ROC-AUC beside the majority class.
 2. **Stages**, on set B (A without real photos): the feature count at each stage and the figures with PCA
    and the genetic selection, without PCA, without the selection, and without both (same bank, same fold).
