@@ -66,7 +66,13 @@ class Reason:
 
     @property
     def words(self) -> str:
-        """The reason in plain words, e.g. ``too dark (brightness 0.18, typical 0.45)``."""
+        """The reason in plain words, e.g. ``too dark (brightness 0.18, typical 0.45)``.
+
+        >>> Reason("subject_share", -0.1, "subject_share", 0.3, 0.6).words
+        'pet small in the frame (subject share 0.3, typical 0.6)'
+        >>> Reason("subject_share", -0.1, "subject_share", 0.0, 0.6).words
+        'no cat or dog found (subject share 0, typical 0.6)'
+        """
         if self.measure is None:
             return self.name
         if self.measure == "subject_share" and self.photo == 0:  # the locator's "not found"
