@@ -32,7 +32,7 @@ import shlex
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from pawtf.predict import _row, collect_photos, flags_of, in_shard
+from pawtf.predict import collect_photos, csv_row, flags_of, in_shard
 from pawtf.scorers import Score
 
 try:
@@ -81,7 +81,7 @@ class SavedModelHandler(ModelHandler):
 
 def _csv_line(score: Score, header: list[str]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(_row(score, header))
+    csv.writer(buffer, lineterminator="").writerow(csv_row(score, header))
     return buffer.getvalue()
 
 

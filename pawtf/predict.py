@@ -37,7 +37,7 @@ from pawtf.runs import DEMO_MODEL_NOTE, write_atomically
 from pawtf.scorers import KerasScorer, Score, Scorer, load_scorer
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SHEET", "DEFAULT_THUMB", "Score", "collect_photos", "contact_sheet",
-           "flags_of", "in_shard", "is_demo_model", "load_scorer", "predict", "predict_csv", "rank", "summary",
+           "csv_row", "flags_of", "in_shard", "is_demo_model", "load_scorer", "predict", "predict_csv", "rank", "summary",
            "write_scores"]
 
 logger = logging.getLogger(__name__)
@@ -214,20 +214,22 @@ def predict_csv(scorer: Scorer, inputs: Iterable[str | Path], out: str | Path, m
                 header = ["path", "score", *dict.fromkeys(k for s in pending for k in s.extra), "error"]
                 writer.writerow(header)
             if header is not None:
-                writer.writerows(_row(s, header) for s in pending)
+                writer.writerows(csv_row(s, header) for s in pending)
                 fh.flush()
                 pending = []
         if pending:  # nothing could be scored: the rows still say why
             header = header or ["path", "score", "error"]
             if fh.tell() == 0:
                 writer.writerow(header)
-            writer.writerows(_row(s, header) for s in pending)
+            writer.writerows(csv_row(s, header) for s in pending)
     counts["summary"] = (summary(failed, counts["scored"] + counts["errors"], counts["errors"])
                          + (f"; {counts['already']} were already in {out}" if counts["already"] else ""))
     return counts
 
 
-def _row(score: Score, header: list[str]) -> list[str]:
+def csv_row(score: Score, header: list[str]) -> list[str]:
+    """`score` as a row of a scores CSV with columns `header` (``path``, ``score``, the extra columns,
+    ``error``), numbers written as `pawtf predict` writes them."""
     return [score.path, _cell(score.score), *(_cell(score.extra.get(k)) for k in header[2:-1]), score.error or ""]
 
 
@@ -267,7 +269,7 @@ def write_scores(scores: Sequence[Score], out) -> None:
         writer = csv.writer(fh)
         header = ["path", "score", *extra, "error"]
         writer.writerow(header)
-        writer.writerows(_row(s, header) for s in scores)
+        writer.writerows(csv_row(s, header) for s in scores)
     finally:
         if own:
             fh.close()

@@ -215,7 +215,7 @@ def _ranks(values: Sequence[float]) -> np.ndarray:
 
 def sensitivity(scorer: Scorer, inputs: Iterable[str | Path], metadata=None,
                 transforms: Sequence[str | Transform] = TRANSFORMS, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                progress: bool = False, workers: int = 2) -> pd.DataFrame:
+                progress: bool = False, workers: int = 2, warn: bool = True) -> pd.DataFrame:
     """How each photo's prediction moves under each transform.
 
     Args:
@@ -226,6 +226,8 @@ def sensitivity(scorer: Scorer, inputs: Iterable[str | Path], metadata=None,
         batch_size: photos per forward pass (each with its original and every transform).
         progress: show a progress bar (stderr).
         workers: threads decoding and transforming the next chunk while the model scores this one.
+        warn: log the demo-data note for a model trained on the demo data (:func:`sensitivity_report`
+            puts it in its text and plot instead, so the terminal shows it once).
 
     Returns:
         One row per photo x transform x output, in input order: ``path``, ``transform``, ``output``
@@ -239,7 +241,7 @@ def sensitivity(scorer: Scorer, inputs: Iterable[str | Path], metadata=None,
     chosen = [get_transform(t) for t in transforms]
     results = collect_photos(inputs)
     flags = flags_of(results, scorer, metadata)
-    if is_demo_model(scorer):
+    if warn and is_demo_model(scorer):
         logger.warning(DEMO_MODEL_NOTE)
     todo = [i for i, r in enumerate(results) if r.ok]
     chunks = [todo[k:k + batch_size] for k in range(0, len(todo), batch_size)]
@@ -461,7 +463,7 @@ def sensitivity_report(scorer: Scorer, inputs: Iterable[str | Path], out: str | 
     """Run :func:`sensitivity` and write ``OUT/sensitivity.csv`` (per photo x transform x output),
     ``OUT/summary.csv`` (:func:`summarise`) and ``OUT/sensitivity.png`` (:func:`plot_sensitivity`, titled
     with the model and, for a model trained on the demo data, saying so)."""
-    table = sensitivity(scorer, inputs, metadata, transforms, batch_size=batch_size, progress=progress)
+    table = sensitivity(scorer, inputs, metadata, transforms, batch_size=batch_size, progress=progress, warn=False)
     summary = summarise(table)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -189,6 +189,7 @@ def test_cli_writes_the_table_summary_and_plot(run_dir, photo_dir, tiny_demo, tm
                  "--transforms", "flip,blur", "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "synthetic demo data" in captured.out.splitlines()[0]
+    assert "synthetic demo data" not in captured.err  # once, with the table, not again in the log
     assert set(pd.read_csv(tmp_path / "demo" / "summary.csv")["transform"]) == {"flip", "blur"}
 
 

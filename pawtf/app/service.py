@@ -17,22 +17,21 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import dataclasses
-import io
 import logging
 import math
 import tempfile
 import threading
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
-from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, load_rgb
-from pawtf.data.photos import PHOTO_EXTENSIONS, resize_like_training
+from pawtf.app.pictures import DISPLAY_SIDE, data_url, describe_map, overlay_png, png
+from pawtf.app.uploads import LimitError, Limits, Upload, check_count, register_heif
+from pawtf.app.uploads import staged as staged_files
+from pawtf.data.images import ImageError, load_rgb
+from pawtf.data.photos import resize_like_training
 from pawtf.data.schema import FLAGS
 
 __all__ = ["APP_METHODS", "DEFAULT_METHOD", "LimitError", "Limits", "PhotoService", "Upload", "describe_map",
@@ -49,115 +48,6 @@ APP_METHODS = ("gradcam++", "gradcam", "vanilla", "smoothgrad", "rise")
 _NEEDS_FEATURE_MAP = ("gradcam++", "gradcam")
 #: RISE's mask count on the page: enough for a stable map (it stops early once settled) in seconds.
 _RISE_MASKS = 1000
-#: Longest side of the photo under an overlay or a crop preview.
-DISPLAY_SIDE = 640
-#: Suffixes kept for the staged copy of an upload (the reader sniffs the content anyway); HEIC/HEIF
-#: decode where Pillow has the pillow-heif plug-in.
-_SUFFIXES = PHOTO_EXTENSIONS + (".heic", ".heif")
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """What one request may hold: ``max_photos`` photos, each at most ``max_bytes`` bytes and
-    ``max_pixels`` pixels (width x height, read from the header before decoding: the decompression-bomb
-    guard)."""
-
-    max_photos: int = 20
-    max_bytes: int = 25 * 2 ** 20
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-
-class Upload(NamedTuple):
-    """One uploaded file: the name the user's computer gave it (shown, never used as a path), its bytes and
-    its size in bytes (when the bytes were not all read: a file over the limit)."""
-
-    name: str
-    data: bytes
-    size: int | None = None
-
-
-class LimitError(ValueError):
-    """A request over :class:`Limits` as a whole (too many photos); the page shows the message."""
-
-
-def _register_heif() -> bool:
-    try:
-        from pillow_heif import register_heif_opener
-    except ImportError:
-        return False
-    register_heif_opener()
-    return True
-
-
-def _amount(n: int) -> str:
-    """A byte count for people.
-
-    >>> _amount(200_000), _amount(25 * 2 ** 20)
-    ('195 kB', '25.0 MB')
-    """
-    return f"{n / 1024:.0f} kB" if n < 2 ** 20 else f"{n / 2 ** 20:.1f} MB"
-
-
-def _data_url(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
-
-
-def _png(image: Image.Image | np.ndarray) -> bytes:
-    if isinstance(image, np.ndarray):
-        image = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
-    buf = io.BytesIO()
-    image.save(buf, "PNG", optimize=False, compress_level=3)
-    return buf.getvalue()
-
-
-def _display(photo: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
-    h, w = photo.shape[:2]
-    scale = side / max(h, w)
-    if scale >= 1.0:
-        return photo
-    return resize_like_training(photo, (max(1, round(w * scale)), max(1, round(h * scale))))
-
-
-def overlay_png(photo: np.ndarray, saliency: np.ndarray) -> bytes:
-    """``photo`` (RGB uint8, any size; shown at most :data:`DISPLAY_SIDE` px) with ``saliency`` ([h, w] in
-    [0, 1], stretched to the photo) laid over it in the colours of every pawtf figure
-    (:data:`pawtf.explain.figures.CMAP`, half opaque), as PNG bytes."""
-    from matplotlib import colormaps
-
-    from pawtf.explain.figures import ALPHA, CMAP, fit_to
-
-    shown = _display(photo).astype(np.float32)
-    colours = colormaps[CMAP](np.clip(fit_to(saliency, shown.shape[:2]), 0, 1))[..., :3] * 255.0
-    return _png((1 - ALPHA) * shown + ALPHA * colours)
-
-
-_PLACES = (("upper left", "top", "upper right"), ("left side", "centre", "right side"),
-           ("lower left", "bottom", "lower right"))
-
-
-def describe_map(saliency: np.ndarray, what: str = "score") -> str:
-    """One plain sentence on a saliency map ([h, w] in [0, 1]): where the model looked.
-
-    >>> m = np.zeros((30, 30)); m[2:8, 2:8] = 1
-    >>> describe_map(m)
-    "Red and yellow show what moved this photo's predicted score most; blue barely mattered. Here the model looks mostly at the upper left of the photo (a small area: 2% of the photo holds half of what mattered)."
-    """
-    saliency = np.clip(np.asarray(saliency, np.float64), 0, None)
-    total = saliency.sum()
-    lead = f"Red and yellow show what moved this photo's predicted {what} most; blue barely mattered."
-    if not np.isfinite(total) or total <= 0:
-        return lead + " Here nothing stood out: the model's output hardly depends on any one part of the photo."
-    h, w = saliency.shape
-    ys, xs = np.indices(saliency.shape)
-    cy, cx = (ys * saliency).sum() / total, (xs * saliency).sum() / total
-    place = _PLACES[min(2, int(3 * cy / h))][min(2, int(3 * cx / w))]
-    ordered = np.sort(saliency.ravel())[::-1]
-    half = int(np.searchsorted(np.cumsum(ordered), total / 2)) + 1
-    share = half / saliency.size
-    spread = ("a small area" if share < 0.1 else "a fair part of the photo" if share < 0.25
-              else "much of the photo")
-    return (f"{lead} Here the model looks mostly at the {place} of the photo ({spread}: {share:.0%} of the "
-            "photo holds half of what mattered).")
 
 
 class PhotoService:
@@ -180,7 +70,7 @@ class PhotoService:
         from pawtf.tasks.outputs import GOOD_OUTPUT
 
         self.limits = limits
-        self.heif = _register_heif()
+        self.heif = register_heif()
         self.scorer = model if isinstance(model, Scorer) else load_scorer(model)
         self.rater = None if rater is None else rater if isinstance(rater, Scorer) else load_scorer(rater)
         if self.rater is not None and GOOD_OUTPUT not in self.rater.task.output_names:
@@ -255,52 +145,6 @@ class PhotoService:
                 "reasons_in_words": run is not None and run.config.model.head == "fc",
                 "synthetic_demo": is_demo_model(self.rater)}
 
-    # ---------------------------------------------------------------------------------- the uploads
-    def _check_count(self, uploads: Sequence[Upload]) -> None:
-        if not uploads:
-            raise LimitError("no photos were sent: choose or drop one or more photos")
-        if len(uploads) > self.limits.max_photos:
-            raise LimitError(f"{len(uploads)} photos sent; at most {self.limits.max_photos} at a time "
-                             "(the app's --max-photos): send them in smaller groups")
-
-    def _problem(self, upload: Upload) -> str | None:
-        """Why `upload` is refused before decoding (too many bytes or pixels), or None."""
-        limits = self.limits
-        size = len(upload.data) if upload.size is None else upload.size
-        if size == 0:
-            return "empty file (0 bytes)"
-        if size > limits.max_bytes or len(upload.data) > limits.max_bytes:
-            return (f"{_amount(size)} is over the limit of {_amount(limits.max_bytes)} a photo (the app's "
-                    "--max-mb)")
-        try:  # the header only: a decompression bomb is refused before any pixel is decoded
-            with Image.open(io.BytesIO(upload.data)) as img:
-                width, height = img.size
-        except Exception:  # noqa: BLE001 - an unreadable file: the training reader says why, below
-            if Path(upload.name).suffix.lower() in (".heic", ".heif") and not self.heif:
-                return "HEIC photo, and this installation cannot read HEIC: pip install pillow-heif, or send a JPEG"
-            return None
-        if width * height > limits.max_pixels:
-            return (f"{width} x {height} pixels is over the limit of {limits.max_pixels:,} pixels a photo "
-                    "(the app's --max-pixels)")
-        return None
-
-    @contextlib.contextmanager
-    def _staged(self, uploads: Sequence[Upload]) -> Iterator[list[Path | str]]:
-        """The uploads written to a private temporary folder (removed afterwards), each as ``NNN<suffix>``;
-        an upload refused by :meth:`_problem` stays its problem (a str) instead of a path."""
-        with tempfile.TemporaryDirectory(prefix="pawtf-app-") as tmp:
-            staged: list[Path | str] = []
-            for i, upload in enumerate(uploads):
-                problem = self._problem(upload)
-                if problem is not None:
-                    staged.append(problem)
-                    continue
-                suffix = Path(upload.name).suffix.lower()
-                path = Path(tmp) / f"{i:03d}{suffix if suffix in _SUFFIXES else ''}"
-                path.write_bytes(upload.data)
-                staged.append(path)
-            yield staged
-
     def _flags(self, flags: Sequence[Sequence[float]] | None, n: int) -> np.ndarray | None:
         """[n, 12] float32 flags (zeros where none are given), or None for an image-only model."""
         if not self.scorer.uses_metadata:
@@ -332,9 +176,9 @@ class PhotoService:
         """
         from pawtf.predict import rank
 
-        self._check_count(uploads)
+        check_count(uploads, self.limits)
         table = self._flags(flags, len(uploads))
-        with self._staged(uploads) as staged:
+        with staged_files(uploads, self.limits, self.heif) as staged:
             paths = [p for p in staged if isinstance(p, Path)]
             metadata = None if table is None else {p.stem: table[int(p.stem)] for p in paths}
             with self._lock:  # the library's own ranking: the order `pawtf rank` gives these files
@@ -362,7 +206,7 @@ class PhotoService:
         from pawtf.predict import predict
 
         scored = [r for r in rows if r["error"] is None]
-        with self._staged([uploads[r["index"]] for r in scored]) as staged:
+        with staged_files([uploads[r["index"]] for r in scored], self.limits, self.heif) as staged:
             paths = [p for p in staged if isinstance(p, Path)]
             with self._lock:
                 found = {Path(s.path).name: s for s in predict(self.rater, paths, progress=False)} if paths else {}
@@ -383,7 +227,7 @@ class PhotoService:
 
         if self.rater is None:
             raise ValueError("no rater is loaded: start the app with --rater RUN (a model trained with --task rater)")
-        with self._staged([upload]) as staged:
+        with staged_files([upload], self.limits, self.heif) as staged:
             item = staged[0]
             if isinstance(item, str):
                 raise ValueError(f"{upload.name}: {item}")
@@ -425,7 +269,7 @@ class PhotoService:
 
     def _photo(self, upload: Upload) -> tuple[np.ndarray, Path]:
         """Decode one upload as the training reader does; raises ValueError naming the file."""
-        with self._staged([upload]) as staged:
+        with staged_files([upload], self.limits, self.heif) as staged:
             item = staged[0]
             if isinstance(item, str):
                 raise ValueError(f"{upload.name}: {item}")
@@ -478,7 +322,7 @@ class PhotoService:
         what = ("score" if self.scorer.task.predicts_score else
                 f"chance of {self.scorer.task.default_target!r}")
         return {"name": upload.name, "method": method, "label": getattr(explainer, "label", method),
-                "overlay": _data_url(overlay_png(photo, saliency), "image/png"),
+                "overlay": data_url(overlay_png(photo, saliency), "image/png"),
                 "sentence": describe_map(saliency, what), "legend": list(LEGEND), "value": value}
 
     def crop(self, upload: Upload, flags: Sequence[float] | None = None) -> dict:
@@ -494,7 +338,7 @@ class PhotoService:
 
         check_scorer(self.scorer)
         table = self._flags(None if flags is None else [flags], 1)
-        with tempfile.TemporaryDirectory(prefix="pawtf-app-crop-") as out_dir, self._staged([upload]) as staged:
+        with tempfile.TemporaryDirectory(prefix="pawtf-app-crop-") as out_dir, staged_files([upload], self.limits, self.heif) as staged:
             item = staged[0]
             if isinstance(item, str):
                 raise ValueError(f"{upload.name}: {item}")
@@ -508,11 +352,11 @@ class PhotoService:
             crop = None
             if advice.saved is not None:
                 mime = "image/png" if advice.saved.suffix == ".png" else "image/jpeg"
-                crop = _data_url(advice.saved.read_bytes(), mime)
+                crop = data_url(advice.saved.read_bytes(), mime)
                 advice.saved = None  # a temporary file, gone with this answer: the page offers the download
         stem = Path(upload.name).stem or "photo"
         words = advice.summary().replace(str(item), upload.name)
-        return {"name": upload.name, "advice": words, "preview": _data_url(_png(preview), "image/png"),
+        return {"name": upload.name, "advice": words, "preview": data_url(png(preview), "image/png"),
                 "crop": crop, "filename": f"{stem}_crop{'.png' if crop and 'png' in crop[:20] else '.jpg'}",
                 "original": advice.original, "gain": advice.gain,
                 "best": None if advice.best is None else {"name": advice.best.name, "box": list(advice.best.box),
