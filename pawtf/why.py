@@ -49,20 +49,24 @@ PHRASES = {
     "subject_offset": ("pet centred", "pet off-centre"),
     "subject_contrast": ("pet blends into the background", "pet stands out from the background"),
 }
+#: pawtf.quality.technical.COMPOSITION_MEASURES (tested equal; that module imports TensorFlow).
+_COMPOSITION = ("subject_share", "subject_offset", "subject_contrast")
 #: The layers after the model's ``features`` concatenation, in order, in a ``--head fc`` rater.
 _HEAD_LAYERS = ("standardize", "pca", "ga_selection", "fc_dropout_in", "fc", "fc_dropout", "good_logit", "good")
 
 
 @dataclasses.dataclass(frozen=True)
 class Reason:
-    """One group of inputs: its name, its SHAP value (in probability of good), and for a technical measure
-    the photo's value and the training photos' mean."""
+    """One group of inputs: its name, its SHAP value (in probability of good), and for a technical or
+    composition measure the photo's value and the training photos' mean; ``no_pet`` for a composition
+    measure of a photo where the locator found no cat or dog (its values are then placeholders, 0)."""
 
     name: str
     value: float
     measure: str | None = None
     photo: float | None = None
     typical: float | None = None
+    no_pet: bool = False
 
     @property
     def words(self) -> str:
@@ -70,13 +74,13 @@ class Reason:
 
         >>> Reason("subject_share", -0.1, "subject_share", 0.3, 0.6).words
         'pet small in the frame (subject share 0.3, typical 0.6)'
-        >>> Reason("subject_share", -0.1, "subject_share", 0.0, 0.6).words
-        'no cat or dog found (subject share 0, typical 0.6)'
+        >>> Reason("subject_offset", -0.1, "subject_offset", 0.0, 0.3, no_pet=True).words
+        'no cat or dog found (subject offset 0, typical 0.3)'
         """
         if self.measure is None:
             return self.name
-        if self.measure == "subject_share" and self.photo == 0:  # the locator's "not found"
-            return f"no cat or dog found (subject share 0, typical {self.typical:.3g})"
+        if self.no_pet:  # not "centred" or "blends in": there is no pet to place
+            return f"no cat or dog found ({self.measure.replace('_', ' ')} {self.photo:.3g}, typical {self.typical:.3g})"
         low, high = PHRASES.get(self.measure, (None, None))
         phrase = (low if self.photo < self.typical else high) or self.measure.replace("_", " ")
         return f"{phrase} ({self.measure.replace('_', ' ')} {self.photo:.3g}, typical {self.typical:.3g})"
@@ -108,6 +112,7 @@ class WhyExplainer:
         self.head = keras.Model(inp, x)
         self.mean = np.asarray(model.get_layer("standardize").mean, np.float64).reshape(-1)
         self.groups = _groups(model, features, width)
+        self.share_column = next((int(cols[0]) for _, cols, m in self.groups if m == "subject_share"), None)
 
     def reasons(self, images: np.ndarray) -> list[list[Reason]]:
         """Per photo (float32 [N, size, size, 3], 0-255, the model's size), every group's reason, strongest
@@ -128,8 +133,10 @@ class WhyExplainer:
             explainer = shap.KernelExplainer(value, np.zeros((1, len(self.groups))))
             phi = np.asarray(explainer.shap_values(np.ones((1, len(self.groups))), nsamples=self.samples,
                                                    silent=True)).reshape(-1)
+            no_pet = self.share_column is not None and row[self.share_column] == 0  # the locator's "not found"
             found = [Reason(name, float(v), measure, None if measure is None else float(row[cols[0]]),
-                            None if measure is None else float(self.mean[cols[0]]))
+                            None if measure is None else float(self.mean[cols[0]]),
+                            no_pet=no_pet and measure in _COMPOSITION)
                      for (name, cols, measure), v in zip(self.groups, phi)]
             out.append(sorted(found, key=lambda r: -abs(r.value)))
         return out

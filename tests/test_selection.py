@@ -81,12 +81,14 @@ def test_reasons_add_up_to_the_photo_against_a_typical_one_and_name_the_measures
     from pawtf.data.images import load_rgb
     from pawtf.quality.technical import COMPOSITION_MEASURES, TECHNICAL_MEASURES
     from pawtf.runs import load_run
+    from pawtf import why
     from pawtf.why import WhyExplainer, why_text
 
     run = load_run(fc_rater[0])
     explainer = WhyExplainer(run.model, run.config.model.features, samples=300)
     names = [g[0] for g in explainer.groups]
     assert names[-12:] == [*TECHNICAL_MEASURES, *COMPOSITION_MEASURES] and "Lite0 overall content" in names
+    assert why._COMPOSITION == COMPOSITION_MEASURES  # why.py names them without importing TensorFlow
     assert names[0].startswith("Lite0 block 1 of ")
     photos = sorted((tiny_demo / "train").glob("*.jpg"))[:2]
     images = np.stack([load_rgb(p, size=(64, 64)) for p in photos]).astype(np.float32)

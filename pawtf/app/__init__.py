@@ -7,9 +7,11 @@ plain sentence), the crop advice drawn on the photo with the cropped file to dow
 that take them, the 12 photo flags as boxes to tick (the score updates). A panel says what the model is;
 a model trained on the synthetic demo data says so at the top.
 
-Two modules, one concept each: :mod:`pawtf.app.service` (the model, loaded once, answering in plain
-dicts: what the page and the API return) and :mod:`pawtf.app.server` (the FastAPI application: the page,
-its static files and the API documented at ``/docs``).
+One concept per module: :mod:`pawtf.app.service` (the model, loaded once, answering in plain dicts: what
+the page and the API return), :mod:`pawtf.app.uploads` (what a request may hold, and the uploads staged
+under names the server makes up), :mod:`pawtf.app.pictures` (saliency overlays and their one-sentence
+description) and :mod:`pawtf.app.server` (the FastAPI application: the page, its static files and the API
+documented at ``/docs``).
 
 Example:
 

