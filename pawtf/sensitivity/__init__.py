@@ -2,8 +2,8 @@
 
 The aesthetic-rating study this product ports checked its model by augmenting the *test* photos; this
 module does the same for any task a scorer (`pawtf.scorers`: a run or an exported SavedModel) predicts.
-Each transform in :data:`TRANSFORMS` acts on the decoded full-resolution photo (PIL / numpy), as it would
-on a real photo; the result is then resized as in training and scored. Every photo is scored once as it
+Each transform in :data:`TRANSFORMS` (`pawtf.sensitivity.transforms`) acts on the decoded full-resolution
+photo (PIL / numpy), as it would on a real photo; the result is then resized as in training and scored. Every photo is scored once as it
 is (the ``original``) and once per transform, all in one forward pass per chunk of photos.
 
 :func:`sensitivity` gives one row per photo x transform x output: the ``score`` (points, 0-100) when the
@@ -11,8 +11,8 @@ model predicts one, then every probability it reports (each flag's, ``p_poor``/`
 ``p_good``; 0-1). A task with a label (a bucket, a verdict) also gets whether the label changed, and
 every task whether the photo's place in the ranking of the photos given changed. :func:`summarise`
 gives per transform and output the mean, median and largest change and a verdict in words
-(:data:`VERDICTS`); :func:`plot_sensitivity` draws before against after per transform, and
-:func:`sensitivity_report` writes all three (what ``pawtf sensitivity`` runs).
+(:data:`VERDICTS`); :func:`plot_sensitivity` (`pawtf.sensitivity.plot`) draws before against after per
+transform, and :func:`sensitivity_report` writes all three (what ``pawtf sensitivity`` runs).
 
 ``half_res`` halves the photo and leaves it so (no scaling back up): the model resizes it to its input as
 any photo, so it loses detail only where half the photo is smaller than that input.
@@ -37,17 +37,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import math
 import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageFilter
 from tqdm.auto import tqdm
 
 from pawtf.data.images import DEFAULT_MAX_PIXELS, ImageError, load_rgb
@@ -55,10 +52,12 @@ from pawtf.data.photos import resize_like_training
 from pawtf.predict import collect_photos, flags_of, is_demo_model
 from pawtf.runs import DEMO_MODEL_NOTE
 from pawtf.scorers import Scorer
+from pawtf.sensitivity.plot import SCORE, main_outputs, plot_sensitivity
+from pawtf.sensitivity.transforms import (BLUR_RADIUS, BRIGHTNESS, JPEG_QUALITY, TRANSFORMS, Transform,
+                                          get_transform)
 
-if TYPE_CHECKING:  # pandas and matplotlib load when a table or figure is made: `pawtf sensitivity --help` is instant
+if TYPE_CHECKING:  # pandas loads when a table is made: `pawtf sensitivity --help` is instant
     import pandas as pd
-    from matplotlib.figure import Figure
 
 __all__ = ["BLUR_RADIUS", "BRIGHTNESS", "DEFAULT_BATCH_SIZE", "DEFAULT_OUT", "JPEG_QUALITY", "LITTLE", "SOME",
            "TRANSFORMS", "SensitivityReport", "Transform", "get_transform", "main_outputs", "output_range",
@@ -70,89 +69,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 8
 #: Where `pawtf sensitivity` writes unless told.
 DEFAULT_OUT = "sensitivity"
-#: The blur's Gaussian radius as a share of the photo's short side (2%: 10 px on a 500 px photo).
-BLUR_RADIUS = 0.02
-#: ``brighter`` and ``darker``: PIL's ImageEnhance.Brightness factors 1 + 0.3 and 1 - 0.3.
-BRIGHTNESS = 0.3
-#: ``jpeg50``: the JPEG quality the photo is re-encoded at (PIL's default chroma subsampling, 4:2:0).
-JPEG_QUALITY = 50
 #: The verdict: a mean absolute change under LITTLE of the output's range (2 points of a 0-100 score,
 #: 0.02 of a probability) "moves little", under SOME (5%) "moves some", otherwise "moves a lot".
 LITTLE, SOME = 0.02, 0.05
-#: The output column holding the score (as in `pawtf predict`'s CSV); its range is 0-100.
-SCORE = "score"
-
-
-@dataclasses.dataclass(frozen=True)
-class Transform:
-    """A change to a photo: its ``name``, a one-line ``description`` and ``apply`` (RGB uint8 array [H, W, 3]
-    at full resolution -> RGB uint8 array, of any size: the model resizes it as in training)."""
-
-    name: str
-    description: str
-    apply: Callable[[np.ndarray], np.ndarray]
-
-
-def _pil(func: Callable[[Image.Image], Image.Image]) -> Callable[[np.ndarray], np.ndarray]:
-    def apply(image: np.ndarray) -> np.ndarray:
-        return np.asarray(func(Image.fromarray(np.asarray(image, np.uint8))).convert("RGB"), np.uint8)
-
-    return apply
-
-
-def _flip(image: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(image)[:, ::-1])
-
-
-def _crop90(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    ch, cw = max(1, round(0.9 * h)), max(1, round(0.9 * w))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    return np.ascontiguousarray(image[top:top + ch, left:left + cw])
-
-
-def _blur(img: Image.Image) -> Image.Image:
-    return img.filter(ImageFilter.GaussianBlur(radius=max(0.5, BLUR_RADIUS * min(img.size))))
-
-
-def _jpeg(img: Image.Image) -> Image.Image:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=JPEG_QUALITY)
-    buf.seek(0)
-    with Image.open(buf) as out:
-        return out.convert("RGB")
-
-
-def _half(img: Image.Image) -> Image.Image:
-    return img.resize((max(1, img.width // 2), max(1, img.height // 2)), Image.Resampling.LANCZOS)
-
-
-#: The transforms, in the order tables and figures list them.
-TRANSFORMS: tuple[Transform, ...] = (
-    Transform("flip", "mirrored left to right", _flip),
-    Transform("crop90", "centre crop keeping 90% of the width and of the height", _crop90),
-    Transform("blur", f"Gaussian blur, radius {BLUR_RADIUS:.0%} of the short side", _pil(_blur)),
-    Transform("brighter", f"{BRIGHTNESS:.0%} brighter (PIL ImageEnhance.Brightness)",
-              _pil(lambda img: ImageEnhance.Brightness(img).enhance(1 + BRIGHTNESS))),
-    Transform("darker", f"{BRIGHTNESS:.0%} darker (PIL ImageEnhance.Brightness)",
-              _pil(lambda img: ImageEnhance.Brightness(img).enhance(1 - BRIGHTNESS))),
-    Transform("jpeg50", f"re-saved as a JPEG of quality {JPEG_QUALITY}", _pil(_jpeg)),
-    Transform("half_res", "half the width and height (the model resizes it as any photo)", _pil(_half)),
-)
-
-
-def get_transform(name: str | Transform) -> Transform:
-    """The transform called `name` (a `Transform` is returned as it is).
-
-    Raises:
-        ValueError: no transform has that name.
-    """
-    if isinstance(name, Transform):
-        return name
-    for t in TRANSFORMS:
-        if t.name == name:
-            return t
-    raise ValueError(f"unknown transform {name!r}; choose from {', '.join(t.name for t in TRANSFORMS)}")
 
 
 def output_range(output: str) -> float:
@@ -341,84 +260,6 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     columns = ["transform", "output", "photos", "mean_change", "mean_abs_change", "median_abs_change",
                "max_abs_change", "rank_changed", *(["label_changed"] if labelled else []), "verdict"]
     return pd.DataFrame(rows, columns=columns)
-
-
-def main_outputs(table: pd.DataFrame, limit: int = 3) -> list[str]:
-    """The outputs worth showing first: the score where the model predicts one, else its first `limit`
-    probabilities (e.g. ``p_poor``, ``p_average``, ``p_great``; the flags of a multitask model stay in
-    the CSVs)."""
-    outputs = list(dict.fromkeys(table["output"].dropna()))
-    return [SCORE] if SCORE in outputs else outputs[:limit]
-
-
-# ------------------------------------------------------------------------------------------------- plot
-def plot_sensitivity(table: pd.DataFrame, title: str = "", warning: str | None = None) -> Figure:
-    """One panel per transform: each photo's main output(s) (:func:`main_outputs`) before (x) against
-    after the transform (y), with the line of no change; photos whose label changed are ringed in red.
-    `warning` (e.g. that the model learnt from the demo data) is written in red under the title.
-
-    Returns:
-        The figure (a bare :class:`matplotlib.figure.Figure`, no pyplot: save it with ``savefig``).
-    """
-    from matplotlib.figure import Figure
-
-    good = table[table["error"].isna()] if "error" in table else table
-    transforms = list(dict.fromkeys(good["transform"]))
-    outputs = main_outputs(good) if len(good) else []
-    ncols = min(4, max(1, len(transforms)))
-    nrows = max(1, math.ceil(len(transforms) / ncols))
-    width = max(3.6 * ncols, 7.2)
-    warning_lines = textwrap.wrap(warning, width=int(12 * width)) if warning else []
-    header = (0.45 if title else 0.1) + 0.16 * len(warning_lines) + 0.1  # inches above the panels
-    footer, panel = 0.85, 3.5  # the legend and the bottom row's axis label; one row of panels with its titles
-    height = header + nrows * panel + footer
-    fig = Figure(figsize=(width, height))
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
-    span = 100.0 if outputs == [SCORE] else 1.0
-    descriptions = {t.name: t.description for t in TRANSFORMS}
-    handles = {}
-    for ax, transform in zip(axes, transforms):
-        rows = good[good["transform"] == transform]
-        lo = min(rows["original"].min(), rows["transformed"].min()) if len(rows) else 0.0
-        hi = max(rows["original"].max(), rows["transformed"].max()) if len(rows) else span
-        pad = max(0.05 * (hi - lo), 0.01 * span)
-        lo, hi = lo - pad, hi + pad
-        handles["no change"] = ax.plot([lo, hi], [lo, hi], ls="--", color="0.5", lw=1)[0]
-        for k, output in enumerate(outputs):
-            part = rows[rows["output"] == output]
-            handles[output] = ax.scatter(part["original"], part["transformed"], s=22, color=f"C{k}", alpha=0.8,
-                                         zorder=3)
-            if "label_changed" in part:
-                flipped = part[part["label_changed"].astype(bool)]
-                if len(flipped):
-                    handles["label changed"] = ax.scatter(flipped["original"], flipped["transformed"], s=70,
-                                                          facecolors="none", edgecolors="red", zorder=4)
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        ax.set_aspect("equal", adjustable="box")
-        wrapped = "\n".join(textwrap.wrap(descriptions.get(transform, ""), 40)[:2])
-        ax.set_title(f"{transform}: {wrapped}", fontsize=8.5)
-        what = "score" if outputs == [SCORE] else "probability"
-        ax.set_xlabel(f"{what}, photo as it is", fontsize=8)
-        ax.set_ylabel(f"{what}, photo changed", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in axes[len(transforms):]:
-        ax.axis("off")
-    if not transforms:
-        axes[0].text(0.5, 0.5, "no photo could be scored", ha="center", va="center", transform=axes[0].transAxes)
-    if "label changed" in handles:  # last in the legend, after the outputs
-        handles["label changed"] = handles.pop("label changed")
-    labels = {SCORE: "photo (predicted score)"}
-    fig.legend(list(handles.values()), [labels.get(k, k) for k in handles], loc="lower center",
-               ncol=len(handles) or 1, fontsize=8, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
-    if warning_lines:
-        fig.text(0.5, 1 - (0.45 if title else 0.1) / height, "\n".join(warning_lines), ha="center", va="top",
-                 color="#b00020", fontsize=8)
-    fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, top=1 - (header + 0.45) / height,
-                        bottom=footer / height, hspace=0.55, wspace=0.4)
-    return fig
 
 
 # ----------------------------------------------------------------------------------------------- report
