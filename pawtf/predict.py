@@ -37,8 +37,8 @@ from pawtf.runs import DEMO_MODEL_NOTE, write_atomically
 from pawtf.scorers import KerasScorer, Score, Scorer, load_scorer
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_SHEET", "DEFAULT_THUMB", "Score", "collect_photos", "contact_sheet",
-           "csv_row", "flags_of", "in_shard", "is_demo_model", "load_scorer", "predict", "predict_csv", "rank", "summary",
-           "write_scores"]
+           "csv_row", "flags_of", "in_shard", "is_demo_model", "load_scorer", "predict", "predict_csv", "rank",
+           "summary", "write_scores"]
 
 logger = logging.getLogger(__name__)
 

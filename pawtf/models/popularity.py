@@ -11,9 +11,9 @@ What the heads read from the photo (``ModelConfig.image_levels``, :data:`IMAGE_L
 average before it (the MultiGAP features of aesthetic-quality work: blur, noise and exposure live in the
 early blocks, which the last one has pooled away), ``technical`` adds the photo's technical measures
 (`pawtf.quality.technical`) as the model sees it, and ``composition`` where the pet is in the frame
-(`pawtf.quality.composition`: a frozen pet locator inside the model, two Lite0 passes more). Those levels are joined and then standardised by a
-``Normalization`` layer whose mean and variance come from the training photos (:func:`adapt_levels`,
-called before the fit), as a feature head's scaler would.
+(`pawtf.quality.composition`: a frozen pet locator inside the model, two Lite0 passes more). Those levels
+are joined and then standardised by a ``Normalization`` layer whose mean and variance come from the
+training photos (:func:`adapt_levels`, called before the fit), as a feature head's scaler would.
 
 Example:
 

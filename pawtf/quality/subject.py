@@ -126,20 +126,18 @@ class Subject:
 
 @functools.lru_cache(maxsize=1)
 def _locator():
-    """(predict, kernel): a traced function images -> (feature maps, probabilities) of Lite0 with its
-    ImageNet head, and the head's kernel [1280, 1000]; built once per process."""
-    import keras
+    """(predict, kernel): a traced function 0-255 images -> (feature maps, probabilities) of Lite0 with its
+    ImageNet head (the network served models locate pets with, `pawtf.quality.composition`), and the head's
+    kernel [1280, 1000]; built once per process."""
     import tensorflow as tf
 
-    from pawtf.models.efficientnet_lite import LAST_CONV_LAYER, EfficientNetLite0
+    from pawtf.quality.composition import locator_network
 
     logger.debug("building the pet locator (EfficientNet-Lite0, ImageNet head)")
-    net = EfficientNetLite0(include_top=True, weights="imagenet",
-                            input_shape=(INPUT_SIZE, INPUT_SIZE, 3))
-    both = keras.Model(net.input, [net.get_layer(LAST_CONV_LAYER).output, net.output])
-    predict = tf.function(lambda x: both(x, training=False), reduce_retracing=True,
+    network = locator_network()
+    predict = tf.function(lambda x: network(x, training=False), reduce_retracing=True,
                           input_signature=[tf.TensorSpec([None, INPUT_SIZE, INPUT_SIZE, 3], tf.float32)])
-    kernel = np.asarray(net.get_layer("predictions").get_weights()[0], np.float64)
+    kernel = np.asarray(network.get_layer("predictions").get_weights()[0], np.float64)
     return predict, kernel
 
 
@@ -222,14 +220,13 @@ def box_from_map(cam: np.ndarray, width: int, height: int, *, threshold: float =
 def _located(photos: Sequence[np.ndarray], batch_size: int) -> list[Subject]:
     """One forward pass per photo (in batches): the softmax and, where found, the CAM's box."""
     from pawtf.data.photos import resize_like_training
-    from pawtf.models.efficientnet_lite import preprocess_input
 
     predict, kernel = _locator()
     out = []
     for start in range(0, len(photos), batch_size):
         chunk = photos[start:start + batch_size]
         x = np.stack([resize_like_training(p, INPUT_SIZE) for p in chunk]).astype(np.float32)
-        features, probs = (np.asarray(t, np.float64) for t in predict(preprocess_input(x)))
+        features, probs = (np.asarray(t, np.float64) for t in predict(x))
         for photo, f, p in zip(chunk, features, probs):
             cats, dogs = float(p[list(CAT_CLASSES)].sum()), float(p[list(DOG_CLASSES)].sum())
             if cats + dogs < FOUND_THRESHOLD:
